@@ -1,0 +1,57 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// BenchmarkGroup10k starts 10,000 tcp checkers against one loopback
+// listener, waits until every one has checked once, and reports the memory
+// the group holds per server (heap + goroutine stacks, results included).
+// Run with -benchtime=1x.
+func BenchmarkGroup10k(b *testing.B) {
+	const servers = 10000
+	addr := serve(b, func(c net.Conn) {})
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		g := NewGroup(Config{})
+		specs := make([]Spec, servers)
+		o := Options{Interval: time.Second, Timeout: 5 * time.Second}.WithDefaults()
+		for i := range specs {
+			specs[i] = Spec{Pool: "p", Target: &fakeTarget{name: fmt.Sprint("s", i), addr: addr}, Options: o}
+		}
+		if err := g.Update(specs); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		g.Start(context.Background())
+		cs := g.Checkers()
+		eventually(b, "every server checked", func() bool {
+			for _, c := range cs {
+				if _, ok := c.Last(); !ok {
+					return false
+				}
+			}
+			return true
+		})
+		elapsed := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held := (after.HeapAlloc + after.StackInuse) - (before.HeapAlloc + before.StackInuse)
+		b.ReportMetric(float64(held)/servers, "B/server")
+		b.ReportMetric(float64(held)/(1<<20), "MB/10k")
+		b.ReportMetric(elapsed.Seconds(), "s-to-all-checked")
+		for _, c := range cs {
+			if r, _ := c.Last(); !r.OK {
+				b.Fatalf("server %s: %s", c.Name(), r.Reason)
+			}
+		}
+		g.Stop()
+	}
+}

@@ -1,0 +1,373 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+)
+
+// What a Checker keeps.
+const (
+	KeepResults = 20        // last results, newest last
+	KeepHistory = 100       // last transitions ...
+	HistoryAge  = time.Hour // ... no older than this (the newest is always kept)
+)
+
+// Checker checks one server: it runs the probe on its schedule, applies
+// rise/fall and reports state changes to its Target. Its methods are safe
+// for concurrent use; none blocks on the network.
+type Checker struct {
+	pool, name, address string
+	opts                Options
+	dialer              Dialer
+	fleet               *fleet // nil unless hash_fleet
+	log                 *slog.Logger
+	now                 func() time.Time
+	onChange            func(Change)
+
+	mu      sync.Mutex // guards the fields below; never held across I/O
+	target  Target
+	health  Health
+	fails   int // consecutive failures
+	passes  int // consecutive passes while down
+	ref     string
+	results []Result
+	history []Transition
+	passive []time.Time // passive failures within Passive.Within
+
+	cancel context.CancelFunc // set while running
+	done   chan struct{}
+}
+
+func newChecker(cfg *Config, pool string, t Target, o Options, f *fleet) *Checker {
+	c := &Checker{
+		pool: pool, name: t.Name(), address: t.Address(), opts: o, fleet: f,
+		dialer: cfg.Dialer, log: cfg.Logger, now: cfg.Now, onChange: cfg.OnChange,
+		target: t,
+	}
+	return c
+}
+
+// Pool returns the name of the server's pool.
+func (c *Checker) Pool() string { return c.pool }
+
+// Name returns the server's name.
+func (c *Checker) Name() string { return c.name }
+
+// Address returns the address probed.
+func (c *Checker) Address() string { return c.address }
+
+// Options returns the keepalive options in use.
+func (c *Checker) Options() Options { return c.opts }
+
+// State returns the current verdict.
+func (c *Checker) State() Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.health
+}
+
+// Last returns the newest result, if any check has completed.
+func (c *Checker) Last() (Result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.results) == 0 {
+		return Result{}, false
+	}
+	return c.results[len(c.results)-1], true
+}
+
+// Results returns up to KeepResults results, oldest first. Older passing
+// results carry no Sent/Received/Segments (memory); failures keep theirs.
+func (c *Checker) Results() []Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.results)
+}
+
+// History returns the state transitions kept, oldest first.
+func (c *Checker) History() []Transition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.history)
+}
+
+// ReferenceHash returns the learned body hash ("" before the first good reply).
+func (c *Checker) ReferenceHash() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ref
+}
+
+// Rehash forgets the reference hash; the next good reply is learned as the
+// new one. Under hash_fleet the pool's majority still decides.
+func (c *Checker) Rehash() {
+	c.mu.Lock()
+	c.ref = ""
+	c.mu.Unlock()
+	c.log.Info("keepalive reference hash reset", "pool", c.pool, "server", c.name)
+}
+
+// ReportPassive records the outcome of live traffic (a connect failure or
+// a 5xx reply is failed). Passive.Fall failures within Passive.Within take
+// the server down at once; active checks then need rise passes to bring it
+// back. It is cheap and safe to call on the forwarding path.
+func (c *Checker) ReportPassive(failed bool) {
+	p := c.opts.Passive
+	if !failed || p.Fall <= 0 {
+		return
+	}
+	now := c.now()
+	c.mu.Lock()
+	keep := c.passive[:0]
+	for _, t := range c.passive {
+		if now.Sub(t) < p.Within {
+			keep = append(keep, t)
+		}
+	}
+	c.passive = append(keep, now)
+	var tr Transition
+	changed := false
+	if len(c.passive) >= p.Fall && c.health != Down {
+		reason := fmt.Sprintf("passive: %d failures on live traffic within %s", len(c.passive), p.Within)
+		c.passive = c.passive[:0]
+		c.passes, c.fails = 0, c.opts.Fall
+		tr, changed = c.moveLocked(Down, reason), true
+	}
+	c.mu.Unlock()
+	if changed {
+		c.emit(tr)
+	}
+}
+
+// run is the checker's loop: first probe jittered within the interval,
+// then one probe at a time, the next scheduled when the last has ended.
+func (c *Checker) run(ctx context.Context) {
+	t := time.NewTimer(rand.N(c.opts.Interval) + 1)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		res := Probe(ctx, c.dialer, c.address, c.opts)
+		if ctx.Err() != nil {
+			return // shutting down: the result says nothing about the server
+		}
+		t.Reset(c.observe(res))
+	}
+}
+
+// observe applies one result and returns the delay to the next check.
+func (c *Checker) observe(res Result) time.Duration {
+	c.mu.Lock()
+	c.judgeHash(&res)
+	tr, changed := c.stepLocked(res)
+	c.recordLocked(res)
+	next := c.opts.Interval
+	if c.health == Down {
+		next = c.opts.DownInterval
+	}
+	c.mu.Unlock()
+	if res.HashChanged {
+		c.log.Info("keepalive hash changed with the pool; adopted", "pool", c.pool, "server", c.name, "reason", res.Reason)
+	}
+	if changed {
+		c.emit(tr)
+	}
+	return next
+}
+
+// judgeHash compares res.Hash with the reference, or with the pool's
+// majority under hash_fleet, and learns it on the first good reply.
+func (c *Checker) judgeHash(res *Result) {
+	if !res.OK || res.Hash == "" {
+		return
+	}
+	if c.fleet != nil {
+		now := c.now()
+		c.fleet.observe(c.name, res.Hash, now)
+		maj, agree, total := c.fleet.majority(now, c.freshness())
+		switch {
+		case maj == "":
+			// No majority yet (a deploy in progress): judge by our own reference.
+		case maj != res.Hash:
+			res.OK = false
+			res.Reason = fmt.Sprintf("hash diverged from the pool: got %s, %d of %d servers serve %s",
+				short(res.Hash), agree, total, short(maj))
+			return
+		case c.ref != "" && c.ref != maj:
+			res.HashChanged = true
+			res.Reason = fmt.Sprintf("hash_changed: %s -> %s (%d of %d servers agree)", short(c.ref), short(maj), agree, total)
+			c.ref = maj
+			return
+		}
+	}
+	switch c.ref {
+	case "":
+		c.ref = res.Hash
+		res.Reason += "; learned reference hash " + short(res.Hash)
+	case res.Hash:
+	default:
+		res.OK = false
+		res.Reason = fmt.Sprintf("hash changed: want %s, got %s", short(c.ref), short(res.Hash))
+	}
+}
+
+// freshness is how old a peer's observation may be and still count: a
+// peer checked at least once per round answers within this.
+func (c *Checker) freshness() time.Duration {
+	return 2*max(c.opts.Interval, c.opts.DownInterval) + c.opts.Timeout
+}
+
+// stepLocked is the rise/fall state machine.
+func (c *Checker) stepLocked(res Result) (Transition, bool) {
+	to := c.health
+	var why string
+	if res.OK {
+		c.fails = 0
+		switch c.health {
+		case Dying:
+			to, why = Up, res.Reason
+		case Down:
+			c.passes++
+			if c.passes >= c.opts.Rise {
+				to, why = Up, fmt.Sprintf("%d passes: %s", c.passes, res.Reason)
+			}
+		}
+	} else {
+		c.passes = 0
+		c.fails++
+		if c.health != Down {
+			to = Dying
+			if c.fails >= c.opts.Fall {
+				to = Down
+			}
+			why = fmt.Sprintf("%s (%d of %d failures)", res.Reason, min(c.fails, c.opts.Fall), c.opts.Fall)
+		}
+	}
+	if to == c.health {
+		return Transition{}, false
+	}
+	if to == Up {
+		c.passes = 0
+	}
+	return c.moveLocked(to, why), true
+}
+
+func (c *Checker) moveLocked(to Health, reason string) Transition {
+	tr := Transition{At: c.now(), From: c.health, To: to, Reason: reason}
+	c.health = to
+	c.target.SetHealth(to)
+	c.history = append(c.history, tr)
+	drop := max(0, len(c.history)-KeepHistory)
+	for drop < len(c.history)-1 && tr.At.Sub(c.history[drop].At) > HistoryAge {
+		drop++
+	}
+	c.history = slices.Delete(c.history, 0, drop)
+	return tr
+}
+
+func (c *Checker) recordLocked(res Result) {
+	if n := len(c.results); n > 0 && c.results[n-1].OK {
+		prev := &c.results[n-1]
+		prev.Sent, prev.Received, prev.Segments = nil, nil, nil
+	}
+	if len(c.results) == KeepResults {
+		c.results = slices.Delete(c.results, 0, 1)
+	}
+	c.results = append(c.results, res)
+}
+
+func (c *Checker) emit(tr Transition) {
+	level := slog.LevelInfo
+	if tr.To != Up {
+		level = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), level, "server health changed",
+		"pool", c.pool, "server", c.name, "address", c.address,
+		"from", tr.From.String(), "to", tr.To.String(), "reason", tr.Reason)
+	if c.onChange != nil {
+		c.onChange(Change{Pool: c.pool, Server: c.name, Address: c.address, Transition: tr})
+	}
+}
+
+// adopt takes over the state of an older checker of the same server
+// (a reload that changed its options) and points it at target.
+func (c *Checker) adopt(old *Checker) {
+	old.mu.Lock()
+	h, hist := old.health, slices.Clone(old.history)
+	results := slices.Clone(old.results)
+	old.mu.Unlock()
+	c.mu.Lock()
+	c.health, c.history, c.results = h, hist, results
+	if h == Down {
+		c.fails = c.opts.Fall
+	}
+	c.target.SetHealth(h)
+	c.mu.Unlock()
+}
+
+// retarget points a kept checker at the target of the new config.
+func (c *Checker) retarget(t Target) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.target != t {
+		c.target = t
+		t.SetHealth(c.health)
+	}
+}
+
+// fleet is the hash observations of the servers of one pool (hash_fleet).
+type fleet struct {
+	mu   sync.Mutex
+	seen map[string]observation
+}
+
+type observation struct {
+	hash string
+	at   time.Time
+}
+
+func newFleet() *fleet { return &fleet{seen: make(map[string]observation)} }
+
+func (f *fleet) observe(server, hash string, at time.Time) {
+	f.mu.Lock()
+	f.seen[server] = observation{hash, at}
+	f.mu.Unlock()
+}
+
+func (f *fleet) forget(server string) {
+	f.mu.Lock()
+	delete(f.seen, server)
+	f.mu.Unlock()
+}
+
+// majority returns the hash served by more than half of the servers seen
+// within fresh, with the counts; "" when fewer than two servers count or
+// none has a majority.
+func (f *fleet) majority(now time.Time, fresh time.Duration) (hash string, agree, total int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	counts := make(map[string]int, 2)
+	for _, o := range f.seen {
+		if now.Sub(o.at) <= fresh {
+			counts[o.hash]++
+			total++
+		}
+	}
+	if total < 2 {
+		return "", 0, total
+	}
+	for h, n := range counts {
+		if 2*n > total {
+			return h, n, total
+		}
+	}
+	return "", 0, total
+}

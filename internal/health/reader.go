@@ -1,0 +1,384 @@
+package health
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Limits of the response reader. Together they bound the memory one probe
+// can use however the server misbehaves.
+const (
+	MaxHeadBytes = 64 << 10 // status line + headers (+ chunk trailers)
+	MaxBodyBytes = 1 << 20  // decoded body kept for body_match and hashing
+	maxLineBytes = 8 << 10  // one chunk-size line
+)
+
+// Errors of ReadResponse, wrapped in a *ReadError.
+var (
+	ErrNotHTTP      = errors.New("not an HTTP response")
+	ErrMalformed    = errors.New("malformed response")
+	ErrHeadTooLarge = fmt.Errorf("response head over %d KiB", MaxHeadBytes>>10)
+	ErrBodyTooLarge = fmt.Errorf("body too large (over %d KiB)", MaxBodyBytes>>10)
+)
+
+// Phase is the part of the response being read when an error happened.
+type Phase string
+
+// Phases of reading a response.
+const (
+	PhaseHead Phase = "response head"
+	PhaseBody Phase = "body"
+)
+
+// ReadError is an error of ReadResponse: the phase it happened in and the
+// underlying cause (an ErrX sentinel, io.ErrUnexpectedEOF or a network error).
+type ReadError struct {
+	Phase Phase
+	Err   error
+}
+
+func (e *ReadError) Error() string { return "reading " + string(e.Phase) + ": " + e.Err.Error() }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// Field is one header line, in the order received.
+type Field struct{ Name, Value string }
+
+// Framing says how the end of a body was found.
+type Framing string
+
+// Body framings.
+const (
+	FramingNone          Framing = "none"           // HEAD, 1xx, 204, 304
+	FramingContentLength Framing = "content-length" // Content-Length bytes
+	FramingChunked       Framing = "chunked"        // chunked transfer coding, decoded
+	FramingClose         Framing = "close"          // read until the server closes
+)
+
+// Response is what ReadResponse understood of a reply.
+type Response struct {
+	Proto   string // e.g. "HTTP/1.1"
+	Status  int
+	Reason  string // the reason phrase, possibly empty
+	Header  []Field
+	Framing Framing
+	Body    []byte   // decoded body (at most MaxBodyBytes)
+	Notes   []string // tolerated deviations, for the transcript
+}
+
+// Get returns the first value of the named header (case-insensitive).
+func (r *Response) Get(name string) string {
+	for _, f := range r.Header {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// ReadResponse reads one HTTP/1.x response from r, tolerating what real
+// servers send: a head split into segments anywhere (also right after a
+// CRLF), LF-only line ends, leading blank lines, folded headers, header
+// lines without a colon, interim 1xx responses. head says the request was
+// HEAD, so no body is read. Without Content-Length or chunked coding the
+// body runs to close; a connection reset after the head of such a body ends
+// it (servers like the ColdFusion ones in the field report close with RST).
+//
+// It never keeps more than MaxHeadBytes of head and MaxBodyBytes of body,
+// and rejects non-HTTP input as soon as its first bytes show it. Timeouts
+// are the caller's: set a deadline on the connection.
+func ReadResponse(r io.Reader, head bool) (*Response, error) {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 4096)
+	}
+	rd := &respReader{br: br, budget: MaxHeadBytes}
+	resp := &Response{}
+	for {
+		if err := rd.readHead(resp); err != nil {
+			return resp, &ReadError{Phase: PhaseHead, Err: err}
+		}
+		// Interim responses (100 Continue, 103 Early Hints) precede the real one.
+		if resp.Status >= 100 && resp.Status < 200 && resp.Status != 101 {
+			resp.Notes = append(resp.Notes, fmt.Sprintf("skipped interim response %d", resp.Status))
+			resp.Header = nil
+			continue
+		}
+		break
+	}
+	if err := rd.readBody(resp, head); err != nil {
+		return resp, &ReadError{Phase: PhaseBody, Err: err}
+	}
+	return resp, nil
+}
+
+type respReader struct {
+	br     *bufio.Reader
+	budget int // head bytes still allowed
+	lfOnly bool
+}
+
+// line reads one line within the head budget and returns it without its
+// line end (LF or CRLF).
+func (rd *respReader) line(limit *int, tooLarge error) (string, error) {
+	var buf []byte
+	for {
+		frag, err := rd.br.ReadSlice('\n')
+		*limit -= len(frag)
+		if *limit < 0 {
+			return "", tooLarge
+		}
+		buf = append(buf, frag...)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return "", err
+	}
+	buf = buf[:len(buf)-1]
+	if n := len(buf); n > 0 && buf[n-1] == '\r' {
+		buf = buf[:n-1]
+	} else {
+		rd.lfOnly = true
+	}
+	return string(buf), nil
+}
+
+// checkPrefix fails fast when the first bytes cannot start "HTTP/", so
+// garbage is reported at once instead of after the timeout.
+func (rd *respReader) checkPrefix() error {
+	const want = "HTTP/"
+	n := 1
+	for {
+		p, err := rd.br.Peek(n)
+		// Leading blank lines are tolerated.
+		if len(p) > 0 && (p[0] == '\r' || p[0] == '\n') {
+			if _, err := rd.br.ReadByte(); err != nil {
+				return err
+			}
+			if rd.budget--; rd.budget < 0 {
+				return ErrHeadTooLarge
+			}
+			n = 1
+			continue
+		}
+		if !bytes.HasPrefix([]byte(want), bytes.ToUpper(p)) && !bytes.HasPrefix(bytes.ToUpper(p), []byte(want)) {
+			p, _ = rd.br.Peek(min(max(rd.br.Buffered(), len(p)), 16))
+			return fmt.Errorf("%w: starts with %q", ErrNotHTTP, p)
+		}
+		if len(p) >= len(want) {
+			return nil
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if len(p) == 0 {
+					return io.EOF
+				}
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+		n = max(len(p)+1, min(rd.br.Buffered(), len(want)))
+	}
+}
+
+func (rd *respReader) readHead(resp *Response) error {
+	if err := rd.checkPrefix(); err != nil {
+		return err
+	}
+	status, err := rd.line(&rd.budget, ErrHeadTooLarge)
+	if err != nil {
+		return err
+	}
+	if err := parseStatus(status, resp); err != nil {
+		return err
+	}
+	for {
+		l, err := rd.line(&rd.budget, ErrHeadTooLarge)
+		if err != nil {
+			return err
+		}
+		if l == "" {
+			break
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			if n := len(resp.Header); n > 0 {
+				resp.Header[n-1].Value += " " + strings.TrimSpace(l)
+				continue
+			}
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			resp.Notes = append(resp.Notes, fmt.Sprintf("ignored header line without a name: %.40q", l))
+			continue
+		}
+		resp.Header = append(resp.Header, Field{Name: strings.TrimSpace(name), Value: strings.TrimSpace(value)})
+	}
+	if rd.lfOnly {
+		resp.Notes = appendOnce(resp.Notes, "LF-only line ends")
+	}
+	return nil
+}
+
+func parseStatus(l string, resp *Response) error {
+	proto, rest, _ := strings.Cut(l, " ")
+	if len(proto) != len("HTTP/1.1") || !strings.EqualFold(proto[:5], "HTTP/") ||
+		proto[5] < '0' || proto[5] > '9' || proto[6] != '.' || proto[7] < '0' || proto[7] > '9' {
+		return fmt.Errorf("%w: bad status line %.60q", ErrMalformed, l)
+	}
+	rest = strings.TrimLeft(rest, " ")
+	code, reason, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(code)
+	if err != nil || len(code) != 3 || n < 100 {
+		return fmt.Errorf("%w: bad status code in %.60q", ErrMalformed, l)
+	}
+	resp.Proto, resp.Status, resp.Reason = strings.ToUpper(proto), n, strings.TrimSpace(reason)
+	return nil
+}
+
+func (rd *respReader) readBody(resp *Response, head bool) error {
+	te := strings.ToLower(resp.Get("Transfer-Encoding"))
+	switch {
+	case head || resp.Status == 101 || resp.Status == 204 || resp.Status == 304:
+		resp.Framing = FramingNone
+		return nil
+	case te != "":
+		codings := strings.Split(te, ",")
+		if strings.TrimSpace(codings[len(codings)-1]) == "chunked" {
+			resp.Framing = FramingChunked
+			return rd.chunked(resp)
+		}
+		resp.Framing = FramingClose
+		return rd.toClose(resp)
+	}
+	n, ok, err := contentLength(resp)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		resp.Framing = FramingClose
+		return rd.toClose(resp)
+	}
+	resp.Framing = FramingContentLength
+	if n > MaxBodyBytes {
+		return fmt.Errorf("%w: content-length %d", ErrBodyTooLarge, n)
+	}
+	var body bytes.Buffer
+	got, err := io.CopyN(&body, rd.br, n)
+	resp.Body = body.Bytes()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("after %d of %d bytes: %w", got, n, err)
+	}
+	return nil
+}
+
+func contentLength(resp *Response) (n int64, ok bool, err error) {
+	for _, f := range resp.Header {
+		if !strings.EqualFold(f.Name, "Content-Length") {
+			continue
+		}
+		// A list of equal values ("42, 42") is tolerated, different ones are not.
+		for _, v := range strings.Split(f.Value, ",") {
+			m, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if perr != nil || m < 0 {
+				return 0, false, fmt.Errorf("%w: content-length %q", ErrMalformed, f.Value)
+			}
+			if ok && m != n {
+				return 0, false, fmt.Errorf("%w: conflicting content-length %d and %d", ErrMalformed, n, m)
+			}
+			n, ok = m, true
+		}
+	}
+	return n, ok, nil
+}
+
+// toClose reads the body until the server closes the connection.
+func (rd *respReader) toClose(resp *Response) error {
+	var body bytes.Buffer
+	n, err := io.Copy(&body, io.LimitReader(rd.br, MaxBodyBytes+1))
+	resp.Body = body.Bytes()
+	if n > MaxBodyBytes {
+		resp.Body = resp.Body[:MaxBodyBytes]
+		return ErrBodyTooLarge
+	}
+	if err != nil {
+		if isReset(err) {
+			resp.Notes = append(resp.Notes, fmt.Sprintf("connection reset after %d body bytes, taken as the end of the body", n))
+			return nil
+		}
+		return fmt.Errorf("after %d bytes (reading to close): %w", n, err)
+	}
+	return nil
+}
+
+func (rd *respReader) chunked(resp *Response) error {
+	var body bytes.Buffer
+	defer func() { resp.Body = body.Bytes() }()
+	lineBudget := maxLineBytes
+	for {
+		lineBudget = maxLineBytes
+		l, err := rd.line(&lineBudget, fmt.Errorf("%w: chunk size line too long", ErrMalformed))
+		if err != nil {
+			return fmt.Errorf("chunk size after %d bytes: %w", body.Len(), err)
+		}
+		sz, _, _ := strings.Cut(l, ";")
+		size, perr := strconv.ParseInt(strings.TrimSpace(sz), 16, 64)
+		if perr != nil || size < 0 {
+			return fmt.Errorf("%w: chunk size %.20q", ErrMalformed, l)
+		}
+		if size == 0 {
+			break
+		}
+		if int64(body.Len())+size > MaxBodyBytes {
+			return ErrBodyTooLarge
+		}
+		if _, err := io.CopyN(&body, rd.br, size); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("chunk data after %d bytes: %w", body.Len(), err)
+		}
+		lineBudget = maxLineBytes
+		if l, err := rd.line(&lineBudget, ErrMalformed); err != nil || l != "" {
+			if err == nil {
+				err = fmt.Errorf("%w: chunk not followed by a line end", ErrMalformed)
+			}
+			return err
+		}
+	}
+	// Trailers, up to a blank line; a close right after the last chunk is tolerated.
+	for {
+		l, err := rd.line(&rd.budget, ErrHeadTooLarge)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			resp.Notes = append(resp.Notes, "connection closed after the last chunk without its final line end")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("trailers: %w", err)
+		}
+		if l == "" {
+			return nil
+		}
+	}
+}
+
+func appendOnce(s []string, v string) []string {
+	for _, x := range s {
+		if x == v {
+			return s
+		}
+	}
+	return append(s, v)
+}

@@ -1,0 +1,154 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// EvidenceBytes is how much of what was sent and received a Result keeps.
+const EvidenceBytes = 4 << 10
+
+// maxSegments bounds the segments a Result records.
+const maxSegments = 128
+
+// Result is the verdict of one check and its evidence.
+type Result struct {
+	OK       bool
+	At       time.Time     // when the check started
+	Duration time.Duration // connect to verdict
+	// Reason is human-readable: the rule that failed, or what passed.
+	Reason string
+	// Status is the HTTP status, 0 for other types or when none arrived.
+	Status int
+	// Sent and Received keep the first EvidenceBytes of each direction.
+	Sent     []byte
+	Received []byte
+	// Segments are the reads and writes in the order they happened.
+	Segments []Segment
+	// Hash is the hex SHA-256 of the (decoded, masked) body, when hashing.
+	Hash string
+	// HashChanged is set when the pool moved to a new hash together and
+	// this server adopted it (hash_fleet).
+	HashChanged bool
+	// Notes are tolerated deviations and script step outcomes.
+	Notes []string
+}
+
+// Dir is the direction of a Segment.
+type Dir uint8
+
+// Segment directions.
+const (
+	DirSent Dir = iota + 1
+	DirReceived
+)
+
+// Segment is one write, or one read as it arrived from the network (a read
+// returns what the kernel had, so a boundary here is where the server's
+// data paused). Offset indexes Result.Sent or Result.Received.
+type Segment struct {
+	Dir    Dir
+	Offset int
+	Len    int
+	At     time.Duration // since the connection was established
+}
+
+// recorder wraps the connection a probe talks over and records what
+// crosses it, within EvidenceBytes.
+type recorder struct {
+	net.Conn
+	start      time.Time
+	sent, recv []byte
+	nSent      int
+	nRecv      int
+	segs       []Segment
+}
+
+func newRecorder(c net.Conn) *recorder { return &recorder{Conn: c, start: time.Now()} }
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	if n > 0 {
+		r.note(DirReceived, r.nRecv, n)
+		r.recv = keep(r.recv, p[:n])
+		r.nRecv += n
+	}
+	return n, err
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	n, err := r.Conn.Write(p)
+	if n > 0 {
+		r.note(DirSent, r.nSent, n)
+		r.sent = keep(r.sent, p[:n])
+		r.nSent += n
+	}
+	return n, err
+}
+
+func (r *recorder) note(d Dir, off, n int) {
+	if len(r.segs) < maxSegments && off < EvidenceBytes {
+		r.segs = append(r.segs, Segment{Dir: d, Offset: off, Len: n, At: time.Since(r.start)})
+	}
+}
+
+func keep(dst, p []byte) []byte {
+	if room := EvidenceBytes - len(dst); room > 0 {
+		dst = append(dst, p[:min(room, len(p))]...)
+	}
+	return dst
+}
+
+// fill copies the evidence into res, sized exactly, so results kept in
+// history hold no spare capacity.
+func (r *recorder) fill(res *Result) {
+	res.Sent = clone(r.sent)
+	res.Received = clone(r.recv)
+	if len(r.segs) > 0 {
+		res.Segments = append([]Segment(nil), r.segs...)
+	}
+}
+
+func clone(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// describe turns a network or reader error into a reason an operator can
+// act on. It is the one place errors become reasons.
+func describe(err error, timeout time.Duration, doing string) string {
+	var re *ReadError
+	if errors.As(err, &re) {
+		doing = "waiting for " + string(re.Phase)
+		if re.Phase == PhaseBody {
+			doing = "reading body"
+		}
+		switch {
+		case errors.Is(err, ErrNotHTTP), errors.Is(err, ErrMalformed),
+			errors.Is(err, ErrHeadTooLarge), errors.Is(err, ErrBodyTooLarge):
+			return re.Err.Error()
+		}
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("timeout after %s %s", timeout, doing)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case isReset(err):
+		return "connection reset " + doing
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the server " + doing
+	}
+	return doing + ": " + err.Error()
+}
