@@ -1,0 +1,120 @@
+package httpproxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http2"
+)
+
+// H2Switch serves a TLS listener's connections: those that negotiated h2 by
+// ALPN go through golang.org/x/net/http2 and then the same forwarding core
+// as HTTP/1.1; the rest go straight to the HTTP/1.1 handler.
+//
+// Each HTTP/2 stream is handed to the HTTP/1.1 core as one request over an
+// in-memory pipe, so routing, balancing, retries, forwarding headers and
+// error mapping are the same code for both protocols.
+type H2Switch struct {
+	h   *Handler
+	srv http2.Server
+	log *slog.Logger
+}
+
+// NewH2Switch returns a switch in front of h.
+func NewH2Switch(h *Handler, log *slog.Logger) *H2Switch {
+	return &H2Switch{h: h, log: log, srv: http2.Server{
+		MaxConcurrentStreams: 250,
+		MaxReadFrameSize:     1 << 20,
+	}}
+}
+
+// ServeConn serves one accepted (TLS) connection.
+func (s *H2Switch) ServeConn(c net.Conn) {
+	tc, ok := c.(*tls.Conn)
+	if !ok || tc.ConnectionState().NegotiatedProtocol != "h2" {
+		s.h.ServeConn(c)
+		return
+	}
+	defer c.Close()
+	s.srv.ServeConn(c, &http2.ServeConnOpts{Handler: &h2Bridge{h: s.h, remote: c.RemoteAddr(), local: c.LocalAddr()}})
+}
+
+// h2Bridge turns one HTTP/2 stream into an HTTP/1.1 exchange with the core.
+type h2Bridge struct {
+	h             *Handler
+	remote, local net.Addr
+}
+
+// pipeConn is the core's side of the pipe, carrying the real addresses.
+type pipeConn struct {
+	net.Conn
+	remote, local net.Addr
+}
+
+func (p pipeConn) RemoteAddr() net.Addr { return p.remote }
+func (p pipeConn) LocalAddr() net.Addr  { return p.local }
+
+func (b *h2Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	client, core := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.h.ServeConn(pipeConn{Conn: core, remote: b.remote, local: b.local})
+	}()
+	defer func() {
+		client.Close()
+		<-done
+	}()
+
+	out := r.Clone(r.Context())
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	out.Close = true
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""} // Request.Write would add Go's own
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		writeErr <- out.Write(client)
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(client), out)
+	if err != nil {
+		<-writeErr
+		http.Error(w, "Bad Gateway", http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	for k, vs := range resp.Header {
+		switch strings.ToLower(k) {
+		case "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection":
+			continue
+		}
+		w.Header()[k] = vs
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := make([]byte, 32<<10)
+	fl, _ := w.(http.Flusher)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				break
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				b.h.log.Debug("h2 response body", "err", err)
+			}
+			break
+		}
+	}
+	client.Close()
+	<-writeErr
+}

@@ -1,0 +1,190 @@
+// Package httpproxy forwards HTTP/1.1 (and, through the h2 bridge, HTTP/2)
+// requests to the servers of a pool.
+//
+// It is a purpose-built HTTP/1.1 proxy codec rather than net/http's reverse
+// proxy: request heads are parsed in place in a per-connection buffer,
+// strictly (an ambiguous request is refused, never forwarded); the outbound
+// head is written into a reused buffer; bodies stream both ways (spliced by
+// the kernel where it can); server connections are pooled. Each client
+// connection is served by its own goroutine and no other.
+package httpproxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/balance"
+	"github.com/fulcrumlb/fulcrum/internal/pool"
+	"github.com/fulcrumlb/fulcrum/internal/route"
+)
+
+// Config is what one HTTP listener forwards with. It is immutable; a reload
+// swaps in a new one while requests in flight finish with the old.
+type Config struct {
+	Listener   string
+	Routes     *route.Table
+	RouteNames []string  // for logs, by rule index
+	Targets    []*Target // by route target index
+	TLS        bool      // the listener terminates TLS (X-Forwarded-Proto: https)
+
+	ClientHeader   time.Duration // whole request head must arrive within this
+	ClientIdle     time.Duration // keep-alive wait for the next request
+	ClientBody     time.Duration // longest stall while reading a request body
+	TunnelIdle     time.Duration // WebSocket idle timeout
+	MaxHeaderBytes int
+	MaxBody        int64 // 0: unlimited
+
+	// TrustForwarded reports whether forwarding headers (X-Forwarded-*,
+	// Forwarded) sent by the client at addr are believed and extended rather
+	// than replaced. Nil trusts no one.
+	TrustForwarded func(addr net.Addr) bool
+}
+
+// HashBy selects the key that hash balancing uses.
+type HashBy uint8
+
+const (
+	HashNone   HashBy = iota
+	HashSource        // client address
+	HashURI           // request path and query
+	HashHeader        // value of Target.HashHeader
+)
+
+// Target is a pool as the forwarder sees it: servers, picker and options.
+type Target struct {
+	Pool       *pool.Pool
+	Picker     balance.Picker
+	Upstreams  []*Upstream // parallel to Pool.Servers()
+	HashBy     HashBy
+	HashHeader string
+
+	ConnectTimeout  time.Duration
+	ResponseTimeout time.Duration
+	Retries         int
+
+	// Observe, when set, learns of each exchange with a server: passive
+	// health counts failures toward fall.
+	Observe func(srv *pool.Server, failed bool)
+}
+
+// AccessRecord is one access log line.
+type AccessRecord struct {
+	Client   string
+	Method   string
+	Host     string
+	Path     string
+	Listener string
+	Route    string
+	Pool     string
+	Server   string
+	Status   int
+	Bytes    int64
+	Duration time.Duration
+	Err      error
+}
+
+// Handler serves the client connections of one HTTP listener.
+type Handler struct {
+	cfg    atomic.Pointer[Config]
+	log    *slog.Logger
+	access func(*AccessRecord) // nil: no access log
+	dialer net.Dialer
+
+	mu       sync.Mutex
+	conns    map[*clientConn]struct{}
+	draining atomic.Bool
+	wg       sync.WaitGroup
+}
+
+// NewHandler returns a handler forwarding with cfg. access, when not nil,
+// receives one record per request.
+func NewHandler(cfg *Config, log *slog.Logger, access func(*AccessRecord)) *Handler {
+	h := &Handler{log: log, access: access, conns: make(map[*clientConn]struct{})}
+	h.dialer.KeepAlive = 30 * time.Second
+	h.cfg.Store(cfg)
+	return h
+}
+
+// Swap installs a new config; requests in flight finish with the old one.
+func (h *Handler) Swap(cfg *Config) { h.cfg.Store(cfg) }
+
+// Config returns the config in use.
+func (h *Handler) Config() *Config { return h.cfg.Load() }
+
+// ServeConn serves one client connection until it closes, times out or the
+// handler shuts down. It returns when the connection is finished.
+func (h *Handler) ServeConn(c net.Conn) {
+	cc := newClientConn(h, c)
+	if !h.track(cc) {
+		c.Close()
+		return
+	}
+	defer h.untrack(cc)
+	cc.serve()
+}
+
+func (h *Handler) track(cc *clientConn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.draining.Load() {
+		return false
+	}
+	h.conns[cc] = struct{}{}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *Handler) untrack(cc *clientConn) {
+	h.mu.Lock()
+	delete(h.conns, cc)
+	h.mu.Unlock()
+	cc.release()
+	h.wg.Done()
+}
+
+// Shutdown stops serving: idle connections close now, busy ones after their
+// current exchange. When ctx ends first, the rest are closed.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.draining.Store(true)
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		h.closeIdle()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			h.mu.Lock()
+			for cc := range h.conns {
+				cc.conn.Close()
+			}
+			h.mu.Unlock()
+			<-done
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (h *Handler) closeIdle() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for cc := range h.conns {
+		if cc.waiting.Load() {
+			cc.conn.Close()
+		}
+	}
+}
+
+// ActiveConns is the number of client connections open.
+func (h *Handler) ActiveConns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}

@@ -1,0 +1,32 @@
+package httpproxy
+
+import "time"
+
+// logRequest hands one access record to the access logger, if any.
+func (cc *clientConn) logRequest(cfg *Config, start time.Time, rule int, t *Target, o outcome) {
+	if cc.h.access == nil {
+		return
+	}
+	req := &cc.req
+	rec := &AccessRecord{
+		Client:   string(cc.clientIP),
+		Method:   string(req.method),
+		Host:     string(req.host),
+		Path:     string(req.path),
+		Listener: cfg.Listener,
+		Status:   o.status,
+		Bytes:    o.bytes,
+		Duration: time.Since(start),
+		Err:      o.err,
+	}
+	if rule >= 0 && rule < len(cfg.RouteNames) {
+		rec.Route = cfg.RouteNames[rule]
+	}
+	if t != nil {
+		rec.Pool = t.Pool.Name()
+	}
+	if o.server != nil {
+		rec.Server = o.server.Name()
+	}
+	cc.h.access(rec)
+}

@@ -1,0 +1,445 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/balance"
+	"github.com/fulcrumlb/fulcrum/internal/pool"
+)
+
+// clientConn is the state of one client connection, reused across its
+// requests so that steady-state forwarding allocates nothing.
+type clientConn struct {
+	h    *Handler
+	conn net.Conn
+	rd   reader
+	req  request
+	resp response
+	out  []byte
+
+	clientIP []byte // the client's address as text, for forwarding headers
+	ipv6     bool
+	addrPort netip.AddrPort
+
+	waiting atomic.Bool // idle between requests: shutdown may close it
+	tried   [8]int
+	xff     [][]byte
+}
+
+func newClientConn(h *Handler, c net.Conn) *clientConn {
+	cc := &clientConn{h: h, conn: c}
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		cc.addrPort = ta.AddrPort()
+	} else if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		cc.addrPort = ap
+	}
+	ip := cc.addrPort.Addr().Unmap()
+	cc.ipv6 = ip.Is6()
+	cc.clientIP = ip.AppendTo(nil)
+	return cc
+}
+
+func (cc *clientConn) release() {
+	cc.rd.release()
+}
+
+// exchange outcome
+type outcome struct {
+	status  int
+	bytes   int64
+	err     error
+	server  *pool.Server
+	replied bool // something was written to the client
+	keep    bool // the client connection may serve another request
+}
+
+func (cc *clientConn) serve() {
+	defer cc.conn.Close()
+	cfg := cc.h.cfg.Load()
+	cc.rd.init(cc.conn, cfg.MaxHeaderBytes)
+	for {
+		cfg = cc.h.cfg.Load()
+		cc.rd.max = max(cfg.MaxHeaderBytes, smallBuf)
+		start, err := cc.readHead(cfg)
+		if err != nil {
+			if start.IsZero() || errors.Is(err, io.EOF) && len(cc.rd.buffered()) == 0 {
+				return // idle connection closed or timed out: nothing to say
+			}
+			if isTimeout(err) {
+				cc.writeError(408, "request head not received in time", true)
+				return
+			}
+			cc.writeError(statusFor(err), err.Error(), true)
+			cc.logRequest(cfg, start, -1, nil, outcome{status: statusFor(err), err: err})
+			return
+		}
+		o, rule, t := cc.handle(cfg, start)
+		cc.logRequest(cfg, start, rule, t, o)
+		if !o.keep || cc.h.draining.Load() {
+			return
+		}
+	}
+}
+
+// readHead waits for the next request and parses its head. start is zero when
+// no byte of a new request arrived.
+func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
+	rd := &cc.rd
+	if rd.r == rd.w {
+		cc.waiting.Store(true)
+		if cc.h.draining.Load() {
+			cc.waiting.Store(false)
+			return time.Time{}, io.EOF
+		}
+		cc.conn.SetReadDeadline(time.Now().Add(cfg.ClientIdle))
+		err := rd.fill()
+		cc.waiting.Store(false)
+		if err != nil {
+			return time.Time{}, err
+		}
+	}
+	start = time.Now()
+	cc.conn.SetReadDeadline(start.Add(cfg.ClientHeader))
+	scanned := 0
+	for {
+		if end := findHeadEnd(rd.buffered(), scanned); end >= 0 {
+			if err := parseRequest(rd.buffered()[:end], &cc.req); err != nil {
+				return start, err
+			}
+			rd.discard(end)
+			return start, nil
+		}
+		scanned = len(rd.buffered())
+		if err := rd.fill(); err != nil {
+			if err == errFull {
+				return start, ErrHeaderTooLarge
+			}
+			return start, err
+		}
+	}
+}
+
+// handle routes and forwards one request whose head is parsed.
+func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int, t *Target) {
+	req := &cc.req
+	rule = -1
+	if cfg.MaxBody > 0 && req.framing == bodyLength && req.length > cfg.MaxBody {
+		return cc.fail(ErrBodyTooLarge), rule, nil
+	}
+	path := req.path
+	for i, c := range path {
+		if c == '?' {
+			path = path[:i]
+			break
+		}
+	}
+	target, rule, ok := cfg.Routes.Match(req.host, path, req.header)
+	if !ok || target < 0 || target >= len(cfg.Targets) {
+		return cc.fail(ErrNoRoute), -1, nil
+	}
+	t = cfg.Targets[target]
+	in := balance.Input{Tried: cc.tried[:0]}
+	cc.hashKey(t, &in)
+
+	var lastErr error
+	var lastSrv *pool.Server
+	for attempt := 0; ; attempt++ {
+		idx := t.Picker.Pick(&in)
+		if idx < 0 && len(in.Tried) > 0 {
+			// Every usable server was tried: retries may go to them again.
+			in.Tried = in.Tried[:0]
+			idx = t.Picker.Pick(&in)
+		}
+		if idx < 0 {
+			if lastErr == nil {
+				lastErr = ErrNoServer
+			}
+			break
+		}
+		var retry bool
+		o, retry = cc.exchange(cfg, t, t.Upstreams[idx])
+		if o.err == nil || o.replied {
+			return o, rule, t
+		}
+		lastErr, lastSrv = o.err, o.server
+		if !retry || attempt >= t.Retries {
+			break
+		}
+		in.Tried = append(in.Tried, idx)
+	}
+	o = cc.fail(lastErr)
+	o.server = lastSrv
+	return o, rule, t
+}
+
+// fail answers the request with the status its error maps to. The connection
+// stays open only when the request had no body left unread.
+func (cc *clientConn) fail(err error) outcome {
+	status := statusFor(err)
+	closeAfter := cc.req.framing != bodyNone || cc.req.close
+	cc.writeError(status, err.Error(), closeAfter)
+	return outcome{status: status, err: err, replied: true, keep: !closeAfter}
+}
+
+// hashKey fills in the balancing key for hash algorithms.
+func (cc *clientConn) hashKey(t *Target, in *balance.Input) {
+	switch t.HashBy {
+	case HashSource:
+		in.Key, in.HasKey = balance.HashBytes(cc.clientIP), true
+	case HashURI:
+		in.Key, in.HasKey = balance.HashBytes(cc.req.path), true
+	case HashHeader:
+		if v := cc.req.header(t.HashHeader); v != nil {
+			in.Key, in.HasKey = balance.HashBytes(v), true
+		}
+	}
+}
+
+// exchange sends the request to one server and relays its response. retry
+// reports whether the request may go to another server after err.
+func (cc *clientConn) exchange(cfg *Config, t *Target, up *Upstream) (o outcome, retry bool) {
+	srv := up.srv
+	o.server = srv
+	req := &cc.req
+	srv.Acquire()
+	failed := true
+	defer func() {
+		srv.Release(failed)
+		if t.Observe != nil {
+			t.Observe(srv, failed)
+		}
+	}()
+
+	// What may be retried once the request is on the wire: idempotent
+	// requests without a body (nothing of the client's was consumed).
+	canResend := req.idempotent() && req.framing == bodyNone
+	var uc *upConn
+	var resp *response
+	var sent time.Time
+	for fresh := false; ; fresh = true {
+		var err error
+		var stale bool
+		uc, resp, sent, stale, err = cc.send(cfg, t, up, fresh)
+		if err == nil {
+			break
+		}
+		o.err = err
+		var ce *clientError
+		if errors.As(err, &ce) {
+			// The client broke off or sent a bad body: not the server's
+			// fault, and nothing to retry.
+			failed = false
+			if errors.Is(err, ErrBadChunk) || errors.Is(err, ErrBodyTooLarge) {
+				o = cc.fail(ce.err)
+				o.server = srv
+			}
+			return o, false
+		}
+		if stale {
+			// A pooled connection the server had closed while idle: not
+			// the server failing. Try once more on a new connection.
+			failed = false
+			if canResend && !fresh {
+				continue
+			}
+		}
+		var dial *DialError
+		if errors.As(err, &dial) {
+			return o, true
+		}
+		return o, canResend
+	}
+	srv.Latency.Observe(time.Since(sent))
+	o.status = resp.status
+
+	if resp.status == 101 {
+		if !req.upgrade || !resp.upgrade {
+			uc.close()
+			o.err = ErrUpstreamProtocol
+			return o, false
+		}
+		failed = false
+		return cc.tunnel(cfg, uc, o), false
+	}
+
+	closeClient := req.close || req.minor == 0 || cc.h.draining.Load()
+	n, werr, rerr := cc.writeResponse(cfg, uc, resp, closeClient)
+	o.bytes, o.replied = n, true
+	switch {
+	case rerr != nil:
+		// The server broke off mid-body: the client's response is cut.
+		uc.close()
+		o.err, o.keep = rerr, false
+		return o, false
+	case werr != nil:
+		uc.close()
+		failed = false
+		o.err, o.keep = werr, false
+		return o, false
+	}
+	failed = resp.status >= 500
+	if resp.close {
+		uc.close()
+	} else {
+		up.put(uc)
+	}
+	o.keep = !closeClient
+	return o, false
+}
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// send gets a connection to the server (a new one when fresh), writes the
+// request head and body, and reads the response head. stale reports a
+// failure typical of a pooled connection that the server closed while idle.
+func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc *upConn, resp *response, sent time.Time, stale bool, err error) {
+	req := &cc.req
+	ctx, cancel := context.WithTimeout(context.Background(), t.ConnectTimeout)
+	if fresh {
+		uc, err = up.dial(ctx, &cc.h.dialer)
+	} else {
+		uc, err = up.get(ctx, &cc.h.dialer)
+	}
+	cancel()
+	if err != nil {
+		return nil, nil, sent, false, err
+	}
+	cc.out = cc.writeRequestHead(cfg, t, up, cc.out[:0])
+	uc.conn.SetWriteDeadline(time.Now().Add(t.ResponseTimeout))
+	if _, err := uc.conn.Write(cc.out); err != nil {
+		uc.close()
+		return nil, nil, sent, uc.reused, err
+	}
+	sent = time.Now()
+	if req.framing != bodyNone {
+		if req.expect100 && req.minor == 1 {
+			cc.conn.SetWriteDeadline(time.Now().Add(cfg.ClientBody))
+			if _, err := cc.conn.Write(continue100); err != nil {
+				uc.close()
+				return nil, nil, sent, false, &clientError{err}
+			}
+		}
+		var err error
+		if req.framing == bodyLength {
+			_, err = copyN(uc.conn, &cc.rd, req.length, cfg.ClientBody)
+		} else {
+			_, err = copyChunked(uc.conn, &cc.rd, true, true, cfg.MaxBody, cfg.ClientBody)
+		}
+		if err != nil {
+			uc.close()
+			return nil, nil, sent, false, &clientError{err}
+		}
+		sent = time.Now()
+	}
+	resp, err = cc.readResponseHead(uc, t, sent)
+	if err != nil {
+		stale = uc.reused && len(uc.rd.buffered()) == 0 &&
+			(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+		uc.close()
+		return nil, nil, sent, stale, err
+	}
+	return uc, resp, sent, false, nil
+}
+
+// readResponseHead reads the server's final response head, relaying interim
+// 1xx responses (other than 101) to HTTP/1.1 clients.
+func (cc *clientConn) readResponseHead(uc *upConn, t *Target, sent time.Time) (*response, error) {
+	rd := &uc.rd
+	deadline := sent.Add(t.ResponseTimeout)
+	uc.conn.SetReadDeadline(deadline)
+	for {
+		scanned := 0
+		for {
+			if end := findRespHeadEnd(rd.buffered(), scanned); end >= 0 {
+				if err := parseResponse(rd.buffered()[:end], &cc.resp, cc.req.isHead()); err != nil {
+					return nil, err
+				}
+				if s := cc.resp.status; s >= 100 && s < 200 && s != 101 {
+					if cc.req.minor == 1 && s != 100 {
+						cc.conn.SetWriteDeadline(deadline)
+						cc.conn.Write(rd.buffered()[:end])
+					}
+					rd.discard(end)
+					break
+				}
+				rd.discard(end)
+				return &cc.resp, nil
+			}
+			scanned = len(rd.buffered())
+			if err := rd.fill(); err != nil {
+				switch {
+				case err == errFull:
+					return nil, ErrRespTooLarge
+				case isTimeout(err):
+					return nil, &responseTimeoutError{err: err}
+				}
+				return nil, err
+			}
+		}
+	}
+}
+
+// writeError sends a short response generated by fulcrum.
+func (cc *clientConn) writeError(status int, msg string, closeAfter bool) {
+	b := cc.out[:0]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(status)...)
+	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\n"...)
+	if status == 503 {
+		b = append(b, "Retry-After: 1\r\n"...)
+	}
+	if closeAfter {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	body := statusText(status)
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)+1), 10)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	b = append(b, '\n')
+	cc.out = b
+	cc.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cc.conn.Write(b)
+	if closeAfter {
+		if tc, ok := cc.conn.(interface{ CloseWrite() error }); ok {
+			tc.CloseWrite()
+		}
+	}
+	_ = msg
+}
+
+func statusText(code int) string {
+	switch code {
+	case 400:
+		return "Bad Request"
+	case 404:
+		return "Not Found"
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Content Too Large"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Error"
+}

@@ -1,0 +1,151 @@
+package httpproxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/pool"
+)
+
+// upConn is a connection to a server with its read buffer.
+type upConn struct {
+	conn   net.Conn
+	rd     reader
+	idleAt time.Time
+	reused bool
+}
+
+func (u *upConn) close() {
+	u.conn.Close()
+	u.rd.release()
+}
+
+// Upstream keeps idle keep-alive connections to one server, most recently
+// used first (LIFO keeps few connections warm and lets the rest time out).
+type Upstream struct {
+	srv *pool.Server
+
+	mu     sync.Mutex
+	idle   []*upConn
+	closed bool
+
+	maxIdle     int
+	idleTimeout time.Duration
+	maxHead     int
+}
+
+// UpstreamOptions tune an Upstream.
+type UpstreamOptions struct {
+	MaxIdle     int           // idle connections kept; 0 keeps none
+	IdleTimeout time.Duration // an idle connection older than this is closed
+	MaxHead     int           // largest response head accepted, bytes
+}
+
+// NewUpstream returns an empty connection pool for srv.
+func NewUpstream(srv *pool.Server, o UpstreamOptions) *Upstream {
+	u := &Upstream{srv: srv}
+	u.SetOptions(o)
+	return u
+}
+
+func (u *Upstream) SetOptions(o UpstreamOptions) {
+	u.mu.Lock()
+	u.maxIdle, u.idleTimeout, u.maxHead = o.MaxIdle, o.IdleTimeout, o.MaxHead
+	if u.maxHead <= 0 {
+		u.maxHead = 64 << 10
+	}
+	u.mu.Unlock()
+}
+
+// Server is the server this upstream connects to.
+func (u *Upstream) Server() *pool.Server { return u.srv }
+
+// staleAfter: an idle connection older than this is probed before reuse, since
+// the server may have closed it in the meantime.
+const staleAfter = 500 * time.Millisecond
+
+// get returns an idle connection or dials a new one.
+func (u *Upstream) get(ctx context.Context, d *net.Dialer) (*upConn, error) {
+	now := time.Now()
+	for {
+		u.mu.Lock()
+		n := len(u.idle)
+		if n == 0 {
+			u.mu.Unlock()
+			break
+		}
+		c := u.idle[n-1]
+		u.idle[n-1] = nil
+		u.idle = u.idle[:n-1]
+		timeout := u.idleTimeout
+		u.mu.Unlock()
+		age := now.Sub(c.idleAt)
+		if age > timeout || age > staleAfter && !alive(c.conn) {
+			c.close()
+			continue
+		}
+		c.reused = true
+		return c, nil
+	}
+	return u.dial(ctx, d)
+}
+
+// dial opens a new connection to the server.
+func (u *Upstream) dial(ctx context.Context, d *net.Dialer) (*upConn, error) {
+	nc, err := d.DialContext(ctx, "tcp", u.srv.Address())
+	if err != nil {
+		return nil, &DialError{Err: err}
+	}
+	c := &upConn{conn: nc}
+	c.rd.init(nc, u.maxHead)
+	return c, nil
+}
+
+// put returns a connection whose exchange ended cleanly, or closes it.
+func (u *Upstream) put(c *upConn) {
+	c.idleAt = time.Now()
+	u.mu.Lock()
+	if u.closed || len(u.idle) >= u.maxIdle || c.rd.r != c.rd.w {
+		u.mu.Unlock()
+		c.close()
+		return
+	}
+	u.idle = append(u.idle, c)
+	u.mu.Unlock()
+}
+
+// Close closes the idle connections and keeps no more.
+func (u *Upstream) Close() {
+	u.mu.Lock()
+	idle := u.idle
+	u.idle, u.closed = nil, true
+	u.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+}
+
+// alive peeks at an idle connection without blocking: a connection that is
+// readable while idle has been closed by the server (or holds junk).
+func alive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = true
+	var b [1]byte
+	rerr := rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		ok = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+		return true
+	})
+	return rerr == nil && ok
+}

@@ -1,0 +1,149 @@
+// Package listener owns the accept loops: it binds addresses, bounds the
+// number of open connections, terminates TLS and hands each connection to a
+// handler on its own goroutine.
+package listener
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ConnHandler serves one accepted connection and returns when it is done.
+type ConnHandler interface {
+	ServeConn(c net.Conn)
+}
+
+// Options describe one listener.
+type Options struct {
+	Name     string
+	Address  string
+	MaxConns int         // open connections; 0 means unlimited
+	TLS      *tls.Config // nil: plain TCP
+	// HandshakeTimeout bounds the TLS handshake.
+	HandshakeTimeout time.Duration
+	Logger           *slog.Logger
+}
+
+// Listener accepts connections for a handler, which may be swapped.
+type Listener struct {
+	opts    Options
+	ln      net.Listener
+	handler atomic.Pointer[handlerBox]
+	tls     atomic.Pointer[tls.Config]
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	open    atomic.Int64
+	closed  atomic.Bool
+	done    chan struct{}
+}
+
+type handlerBox struct{ h ConnHandler }
+
+// Listen binds the address.
+func Listen(opts Options, h ConnHandler) (*Listener, error) {
+	ln, err := net.Listen("tcp", opts.Address)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{opts: opts, ln: ln, done: make(chan struct{})}
+	if opts.MaxConns > 0 {
+		l.sem = make(chan struct{}, opts.MaxConns)
+	}
+	if opts.HandshakeTimeout <= 0 {
+		l.opts.HandshakeTimeout = 10 * time.Second
+	}
+	l.handler.Store(&handlerBox{h})
+	if opts.TLS != nil {
+		l.tls.Store(opts.TLS)
+	}
+	return l, nil
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// SetHandler replaces the handler for new connections.
+func (l *Listener) SetHandler(h ConnHandler) { l.handler.Store(&handlerBox{h}) }
+
+// SetTLS replaces the TLS config for new connections (certificate reload).
+func (l *Listener) SetTLS(c *tls.Config) { l.tls.Store(c) }
+
+// Open is the number of connections being served.
+func (l *Listener) Open() int64 { return l.open.Load() }
+
+// Serve accepts until Close. Each connection runs on its own goroutine,
+// which Wait waits for.
+func (l *Listener) Serve() error {
+	var backoff time.Duration
+	for {
+		if l.sem != nil {
+			select {
+			case l.sem <- struct{}{}:
+			case <-l.done:
+				return nil
+			}
+		}
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.sem != nil {
+				<-l.sem
+			}
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: back off, keep going.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.opts.Logger.Warn("accept failed", "listener", l.opts.Name, "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-l.done:
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		l.open.Add(1)
+		l.wg.Add(1)
+		go l.serve(c)
+	}
+}
+
+func (l *Listener) serve(c net.Conn) {
+	defer func() {
+		l.open.Add(-1)
+		if l.sem != nil {
+			<-l.sem
+		}
+		l.wg.Done()
+	}()
+	if tc := l.tls.Load(); tc != nil {
+		t := tls.Server(c, tc)
+		c.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
+		if err := t.HandshakeContext(context.Background()); err != nil {
+			l.opts.Logger.Debug("TLS handshake failed", "listener", l.opts.Name, "client", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		c.SetDeadline(time.Time{})
+		c = t
+	}
+	l.handler.Load().h.ServeConn(c)
+}
+
+// Close stops accepting. Connections being served go on; Wait for them.
+func (l *Listener) Close() error {
+	if l.closed.Swap(true) {
+		return nil
+	}
+	close(l.done)
+	return l.ln.Close()
+}
+
+// Wait blocks until every connection's handler has returned.
+func (l *Listener) Wait() { l.wg.Wait() }

@@ -1,0 +1,120 @@
+// Package tcpproxy forwards TCP connections (L4): a TCP listener's clients to
+// the servers of its pool, and the byte tunnels of upgraded HTTP connections
+// (WebSocket).
+package tcpproxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const bufSize = 16 << 10
+
+var bufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// Pipe copies bytes both ways between a and b until both directions have
+// ended, and returns the byte counts. When one side finishes sending, the
+// other side's write half is closed (half-close) and the opposite direction
+// goes on. A tunnel with no traffic either way for idle is cut. Pipe closes
+// neither connection; the caller does.
+//
+// While a direction waits for data it holds no buffer: it waits for the
+// socket to become readable, then borrows one from a pool. Ten thousand idle
+// tunnels cost their goroutines and nothing more.
+func Pipe(a, b net.Conn, idle time.Duration) (ab, ba int64, err error) {
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	var wg sync.WaitGroup
+	var errBA error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ba, errBA = pump(a, b, idle, &last)
+	}()
+	ab, err = pump(b, a, idle, &last)
+	if err != nil {
+		// A failed direction ends the tunnel: unblock the other one.
+		a.SetReadDeadline(time.Unix(1, 0))
+		b.SetReadDeadline(time.Unix(1, 0))
+	}
+	wg.Wait()
+	if err == nil {
+		err = errBA
+	}
+	return ab, ba, err
+}
+
+// pump copies src to dst until src ends, then half-closes dst.
+func pump(dst, src net.Conn, idle time.Duration, last *atomic.Int64) (int64, error) {
+	var total int64
+	for {
+		src.SetReadDeadline(time.Unix(0, last.Load()).Add(idle))
+		err := waitReadable(src)
+		var n int
+		if err == nil {
+			bp := bufs.Get().(*[]byte)
+			n, err = src.Read(*bp)
+			if n > 0 {
+				last.Store(time.Now().UnixNano())
+				dst.SetWriteDeadline(time.Now().Add(idle))
+				_, werr := dst.Write((*bp)[:n])
+				total += int64(n)
+				if werr != nil {
+					bufs.Put(bp)
+					return total, werr
+				}
+			}
+			bufs.Put(bp)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			closeWrite(dst)
+			return total, nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The other direction may have been busy: the tunnel is idle
+			// only when neither moved for idle.
+			if time.Since(time.Unix(0, last.Load())) < idle {
+				continue
+			}
+			return total, err
+		default:
+			return total, err
+		}
+	}
+}
+
+// closeWrite half-closes c when it supports it, else closes it.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		return
+	}
+	c.Close()
+}
+
+// waitReadable blocks until c has data (or EOF) to read, honouring its read
+// deadline, without reading anything.
+func waitReadable(c net.Conn) error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil // fall back to a plain read
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// The poller is edge-triggered: wait only after a peek found the
+	// socket empty, or data already there would never wake us.
+	var b [1]byte
+	return rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return err != syscall.EAGAIN
+	})
+}
