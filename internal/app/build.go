@@ -1,0 +1,234 @@
+package app
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/balance"
+	"github.com/fulcrumlb/fulcrum/internal/config"
+	"github.com/fulcrumlb/fulcrum/internal/health"
+	"github.com/fulcrumlb/fulcrum/internal/httpproxy"
+	"github.com/fulcrumlb/fulcrum/internal/pool"
+	"github.com/fulcrumlb/fulcrum/internal/route"
+	"github.com/fulcrumlb/fulcrum/internal/tcpproxy"
+)
+
+// graph is one config turned into running parts: pools with their servers,
+// pickers and upstream connection pools. It is immutable once built.
+type graph struct {
+	cfg     *config.Config
+	pools   []*pool.Pool
+	byName  map[string]*pool.Pool
+	targets map[string]*httpproxy.Target
+	checked map[*pool.Server]*health.Checker
+}
+
+// buildPools builds the pools of cfg, carrying over every server of prev that
+// still exists with the same name and address (state and counters survive a
+// reload), and the upstream connection pools of those servers.
+func (a *App) buildPools(cfg *config.Config, prev *graph) (*graph, error) {
+	g := &graph{cfg: cfg, byName: map[string]*pool.Pool{}, targets: map[string]*httpproxy.Target{}}
+	for i := range cfg.Pools {
+		pc := &cfg.Pools[i]
+		var old *pool.Pool
+		if prev != nil {
+			old = prev.byName[pc.Name]
+		}
+		servers := make([]*pool.Server, len(pc.Servers))
+		cands := make([]balance.Candidate, len(pc.Servers))
+		for j, sc := range pc.Servers {
+			var s *pool.Server
+			if old != nil {
+				if o := old.Server(sc.Name); o != nil && o.Address() == sc.Address {
+					s = o
+					s.SetWeight(sc.Weight)
+				}
+			}
+			if s == nil {
+				s = pool.NewServer(sc.Name, sc.Address, sc.Weight)
+			}
+			servers[j], cands[j] = s, s
+		}
+		p := pool.New(pc.Name, pc.Balance, servers)
+		picker, err := balance.New(pc.Balance, cands)
+		if err != nil {
+			return nil, fmt.Errorf("pool %q: %w", pc.Name, err)
+		}
+		t := &httpproxy.Target{
+			Pool:            p,
+			Picker:          picker,
+			ConnectTimeout:  pc.Timeouts.Connect,
+			ResponseTimeout: pc.Timeouts.Response,
+			Retries:         pc.Retries,
+			HashHeader:      pc.HashHeader,
+		}
+		switch pc.Balance {
+		case "source_hash":
+			t.HashBy = httpproxy.HashSource
+		case "uri_hash":
+			t.HashBy = httpproxy.HashURI
+		case "header_hash":
+			t.HashBy = httpproxy.HashHeader
+		}
+		for _, s := range servers {
+			t.Upstreams = append(t.Upstreams, a.upstreamFor(s, httpproxy.UpstreamOptions{
+				MaxIdle:     pc.MaxIdle,
+				IdleTimeout: pc.Timeouts.Idle,
+			}))
+		}
+		g.pools = append(g.pools, p)
+		g.byName[p.Name()] = p
+		g.targets[p.Name()] = t
+	}
+	return g, nil
+}
+
+// healthSpecs lists the servers to check under cfg.
+func healthSpecs(cfg *config.Config, g *graph) []health.Spec {
+	var specs []health.Spec
+	for i := range cfg.Pools {
+		pc := &cfg.Pools[i]
+		o := KeepaliveOptions(pc.Keepalive)
+		if o.Type == health.TypeNone {
+			continue
+		}
+		for _, s := range g.byName[pc.Name].Servers() {
+			specs = append(specs, health.Spec{Pool: pc.Name, Target: healthTarget{s}, Options: o})
+		}
+	}
+	return specs
+}
+
+// healthTarget adapts pool.Server to health.Target.
+type healthTarget struct{ *pool.Server }
+
+func (t healthTarget) SetHealth(h health.Health) bool { return t.Server.SetHealth(pool.Health(h)) }
+
+// KeepaliveOptions converts a pool's keepalive config into health options.
+func KeepaliveOptions(k config.Keepalive) health.Options {
+	o := health.Options{
+		Type:         health.Type(k.Type),
+		Method:       k.Method,
+		Path:         k.Path,
+		Host:         k.Host,
+		ExpectStatus: k.ExpectStatus,
+		Hash:         k.Hash,
+		HashFleet:    k.HashFleet,
+		HashMask:     k.HashMaskRe,
+		BodyMatch:    k.BodyMatchRe,
+		BodyReject:   k.BodyRejectRe,
+		Interval:     k.Interval,
+		DownInterval: k.DownInterval,
+		Timeout:      k.Timeout,
+		Rise:         k.Rise,
+		Fall:         k.Fall,
+		SendProxy:    k.SendProxy,
+		ScriptName:   k.ScriptName,
+	}
+	for _, st := range k.Script {
+		o.Script = append(o.Script, health.Step{Send: st.Send, Expect: st.ExpectRe, Reject: st.RejectRe, TLS: st.TLS})
+	}
+	if k.Passive != nil {
+		o.Passive = health.Passive{Fall: k.Passive.Fall, Within: k.Passive.Within}
+	}
+	return o.WithDefaults()
+}
+
+// httpConfig builds the forwarding config of an HTTP(S) listener.
+func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
+	hc := &httpproxy.Config{
+		Listener:       lc.Name,
+		TLS:            lc.Protocol == "https",
+		ClientHeader:   lc.Timeouts.ClientHeader,
+		ClientIdle:     lc.Timeouts.ClientIdle,
+		ClientBody:     lc.Timeouts.ClientBody,
+		TunnelIdle:     lc.Timeouts.TunnelIdle,
+		MaxHeaderBytes: int(lc.Limits.MaxHeaderBytes),
+		MaxBody:        lc.Limits.MaxBody,
+	}
+	routes := lc.Routes
+	if len(routes) == 0 && lc.Pool != "" {
+		routes = []config.Route{{Pool: lc.Pool}}
+	}
+	index := map[string]int{}
+	var rules []route.Rule
+	for i, r := range routes {
+		ti, ok := index[r.Pool]
+		if !ok {
+			t := g.targets[r.Pool]
+			if t == nil {
+				return nil, fmt.Errorf("listener %q: route %d: unknown pool %q", lc.Name, i, r.Pool)
+			}
+			ti = len(hc.Targets)
+			index[r.Pool] = ti
+			hc.Targets = append(hc.Targets, g.targets[r.Pool])
+		}
+		rule := route.Rule{Host: r.Host, PathPrefix: r.PathPrefix, Path: r.Path, Target: ti}
+		if r.Header != nil {
+			rule.HeaderName, rule.HeaderValue = r.Header.Name, r.Header.Value
+		}
+		rules = append(rules, rule)
+		hc.RouteNames = append(hc.RouteNames, routeName(i, r))
+	}
+	table, err := route.New(rules)
+	if err != nil {
+		return nil, fmt.Errorf("listener %q: %w", lc.Name, err)
+	}
+	hc.Routes = table
+	return hc, nil
+}
+
+func routeName(i int, r config.Route) string {
+	s := fmt.Sprintf("#%d", i)
+	if r.Host != "" {
+		s += " host=" + r.Host
+	}
+	if r.Path != "" {
+		s += " path=" + r.Path
+	}
+	if r.PathPrefix != "" {
+		s += " path_prefix=" + r.PathPrefix
+	}
+	if r.Header != nil {
+		s += " header=" + r.Header.Name
+	}
+	return s
+}
+
+// tcpConfig builds the forwarding config of a TCP listener.
+func tcpConfig(lc *config.Listener, g *graph, pc *config.Pool) *tcpproxy.Config {
+	t := g.targets[lc.Pool]
+	return &tcpproxy.Config{
+		Listener:       lc.Name,
+		Pool:           t.Pool,
+		Picker:         t.Picker,
+		HashSource:     pc.Balance == "source_hash",
+		ConnectTimeout: pc.Timeouts.Connect,
+		Retries:        max(pc.Retries, len(pc.Servers)-1),
+		Idle:           lc.Timeouts.TunnelIdle,
+		Observe:        t.Observe,
+	}
+}
+
+// tlsConfig is the server TLS config of an https listener: TLS 1.2 and up,
+// certificates chosen by SNI, HTTP/2 and HTTP/1.1 offered by ALPN.
+func tlsConfig(lc *config.Listener) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	for _, pair := range lc.TLS {
+		if pair.Certificate != nil {
+			c.Certificates = append(c.Certificates, *pair.Certificate)
+		}
+	}
+	return c
+}
+
+// sameListener reports whether a running listener can be kept for lc: same
+// address and protocol.
+func sameListener(a, b *config.Listener) bool {
+	return a.Listen == b.Listen && a.Protocol == b.Protocol && a.Limits.MaxConns == b.Limits.MaxConns
+}
+
+var _ = net.Listen
+var _ = time.Second
