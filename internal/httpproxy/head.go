@@ -78,12 +78,27 @@ func isToken(b []byte) bool {
 	return true
 }
 
+// badValueByte marks the bytes a field value may not hold: NUL, CR, LF and
+// the other controls but horizontal tab, and DEL.
+var badValueByte = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = c != '\t'
+	}
+	t[0x7f] = true
+	return t
+}()
+
 // validValue reports whether b holds only field-value characters: visible
-// characters, obs-text, space and horizontal tab. NUL, CR, LF and other
-// controls are refused.
+// characters, obs-text, space and horizontal tab.
 func validValue(b []byte) bool {
+	for len(b) >= 4 {
+		if badValueByte[b[0]] || badValueByte[b[1]] || badValueByte[b[2]] || badValueByte[b[3]] {
+			return false
+		}
+		b = b[4:]
+	}
 	for _, c := range b {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+		if badValueByte[c] {
 			return false
 		}
 	}

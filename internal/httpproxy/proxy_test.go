@@ -39,7 +39,7 @@ type fixtureOpts struct {
 	maxHeader       int
 }
 
-func startProxy(t *testing.T, o fixtureOpts, addrs ...string) *proxyFixture {
+func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
 	t.Helper()
 	if o.balance == "" {
 		o.balance = "round_robin"
@@ -118,7 +118,7 @@ type rawBackend struct {
 	wg    sync.WaitGroup
 }
 
-func startRaw(t *testing.T, fn func(c net.Conn, br *bufio.Reader)) *rawBackend {
+func startRaw(t testing.TB, fn func(c net.Conn, br *bufio.Reader)) *rawBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

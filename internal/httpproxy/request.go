@@ -83,11 +83,9 @@ func nextLine(b []byte) (line, rest []byte, err error) {
 	if i == 0 || b[i-1] != '\r' {
 		return nil, nil, ErrBareLF
 	}
-	line = b[:i-1]
-	if bytes.IndexByte(line, '\r') >= 0 {
-		return nil, nil, ErrBareCR
-	}
-	return line, b[i+1:], nil
+	// A CR inside the line is caught by the checks of what the line holds
+	// (tokens, target, values); see badCR.
+	return b[:i-1], b[i+1:], nil
 }
 
 // parseRequest parses the head in b (as found by findHeadEnd) strictly into r.
@@ -102,7 +100,7 @@ func parseRequest(b []byte, r *request) error {
 		return err
 	}
 	if err := r.parseRequestLine(line); err != nil {
-		return err
+		return badCR(line, err)
 	}
 	var sawCL, sawTE, hostCount int
 	for {
@@ -122,7 +120,7 @@ func parseRequest(b []byte, r *request) error {
 		}
 		raw := line[colon+1:]
 		if !validValue(raw) {
-			return ErrBadHeader
+			return badCR(raw, ErrBadHeader)
 		}
 		f := field{name: line[:colon], value: trimOWS(raw)}
 		if len(r.fields) == maxHeaders {
@@ -206,6 +204,14 @@ func parseRequest(b []byte, r *request) error {
 		r.upgrade = r.minor == 1 && r.connectionHas("upgrade") && string(r.method) == "GET"
 	}
 	return nil
+}
+
+// badCR names a bare CR as the error when the refused line holds one.
+func badCR(line []byte, err error) error {
+	if bytes.IndexByte(line, '\r') >= 0 {
+		return ErrBareCR
+	}
+	return err
 }
 
 // connectionHas reports whether a Connection field lists token t.

@@ -31,6 +31,7 @@ type clientConn struct {
 
 	waiting atomic.Bool // idle between requests: shutdown may close it
 	tried   [8]int
+	in      balance.Input // per request; a field so it does not escape per call
 	xff     [][]byte
 }
 
@@ -146,17 +147,18 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 		return cc.fail(ErrNoRoute), -1, nil
 	}
 	t = cfg.Targets[target]
-	in := balance.Input{Tried: cc.tried[:0]}
-	cc.hashKey(t, &in)
+	cc.in = balance.Input{Tried: cc.tried[:0]}
+	in := &cc.in
+	cc.hashKey(t, in)
 
 	var lastErr error
 	var lastSrv *pool.Server
 	for attempt := 0; ; attempt++ {
-		idx := t.Picker.Pick(&in)
+		idx := t.Picker.Pick(in)
 		if idx < 0 && len(in.Tried) > 0 {
 			// Every usable server was tried: retries may go to them again.
 			in.Tried = in.Tried[:0]
-			idx = t.Picker.Pick(&in)
+			idx = t.Picker.Pick(in)
 		}
 		if idx < 0 {
 			if lastErr == nil {
@@ -302,13 +304,14 @@ var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // failure typical of a pooled connection that the server closed while idle.
 func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc *upConn, resp *response, sent time.Time, stale bool, err error) {
 	req := &cc.req
-	ctx, cancel := context.WithTimeout(context.Background(), t.ConnectTimeout)
-	if fresh {
-		uc, err = up.dial(ctx, &cc.h.dialer)
-	} else {
-		uc, err = up.get(ctx, &cc.h.dialer)
+	if !fresh {
+		uc = up.idleConn()
 	}
-	cancel()
+	if uc == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), t.ConnectTimeout)
+		uc, err = up.dial(ctx, &cc.h.dialer)
+		cancel()
+	}
 	if err != nil {
 		return nil, nil, sent, false, err
 	}

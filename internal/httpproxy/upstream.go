@@ -68,15 +68,15 @@ func (u *Upstream) Server() *pool.Server { return u.srv }
 // the server may have closed it in the meantime.
 const staleAfter = 500 * time.Millisecond
 
-// get returns an idle connection or dials a new one.
-func (u *Upstream) get(ctx context.Context, d *net.Dialer) (*upConn, error) {
+// idleConn returns a pooled connection, or nil when there is none.
+func (u *Upstream) idleConn() *upConn {
 	now := time.Now()
 	for {
 		u.mu.Lock()
 		n := len(u.idle)
 		if n == 0 {
 			u.mu.Unlock()
-			break
+			return nil
 		}
 		c := u.idle[n-1]
 		u.idle[n-1] = nil
@@ -89,9 +89,8 @@ func (u *Upstream) get(ctx context.Context, d *net.Dialer) (*upConn, error) {
 			continue
 		}
 		c.reused = true
-		return c, nil
+		return c
 	}
-	return u.dial(ctx, d)
 }
 
 // dial opens a new connection to the server.
