@@ -72,10 +72,12 @@ func (a *App) buildPools(cfg *config.Config, prev *graph) (*graph, error) {
 		case "header_hash":
 			t.HashBy = httpproxy.HashHeader
 		}
-		for _, s := range servers {
+		for j, s := range servers {
 			t.Upstreams = append(t.Upstreams, a.upstreamFor(s, httpproxy.UpstreamOptions{
 				MaxIdle:     pc.MaxIdle,
 				IdleTimeout: pc.Timeouts.Idle,
+				MaxConns:    pc.Servers[j].MaxConns,
+				MaxQueue:    pc.Servers[j].MaxQueue,
 			}))
 		}
 		g.pools = append(g.pools, p)

@@ -620,3 +620,51 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+func TestMaxConnsQueue(t *testing.T) {
+	release := make(chan struct{})
+	var inside atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inside.Add(1)
+		<-release
+		fmt.Fprint(w, "ok")
+	}))
+	defer backend.Close()
+	f := startProxy(t, fixtureOpts{}, backend.Listener.Addr().String())
+	f.target.Upstreams[0].SetOptions(httpproxy.UpstreamOptions{MaxIdle: 4, IdleTimeout: time.Minute, MaxConns: 1, MaxQueue: 1})
+
+	results := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			resp, err := http.Get("http://" + f.addr + "/")
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	// One request is inside the server, the other waits in the queue.
+	deadline := time.Now().Add(5 * time.Second)
+	for inside.Load() != 1 || f.target.Upstreams[0].Queued() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("inside %d queued %d, want 1 and 1", inside.Load(), f.target.Upstreams[0].Queued())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A third finds slot and queue full: 503, never reaching the server.
+	resp, body := get(t, http.DefaultClient, "http://"+f.addr+"/")
+	if resp.StatusCode != 503 {
+		t.Fatalf("third request: %d %q, want 503", resp.StatusCode, body)
+	}
+	close(release)
+	for i := 0; i < 2; i++ {
+		if s := <-results; s != 200 {
+			t.Fatalf("queued request got %d, want 200", s)
+		}
+	}
+	if n := inside.Load(); n != 2 {
+		t.Fatalf("server saw %d requests, want 2", n)
+	}
+}

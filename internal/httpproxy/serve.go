@@ -220,6 +220,14 @@ func (cc *clientConn) exchange(cfg *Config, t *Target, up *Upstream) (o outcome,
 		}
 	}()
 
+	slot, err := up.acquire(t.ConnectTimeout)
+	if err != nil {
+		// Full and its queue too: another server may take the request.
+		o.err, failed = err, false
+		return o, true
+	}
+	defer releaseSlot(slot)
+
 	// What may be retried once the request is on the wire: idempotent
 	// requests without a body (nothing of the client's was consumed).
 	canResend := req.idempotent() && req.framing == bodyNone

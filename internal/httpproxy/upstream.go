@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,12 @@ type Upstream struct {
 	maxIdle     int
 	idleTimeout time.Duration
 	maxHead     int
+
+	// slots bounds requests in flight to the server (max_conns); nil means
+	// unbounded. waiting counts requests queued for a slot.
+	slots    atomic.Pointer[chan struct{}]
+	maxQueue atomic.Int32
+	waiting  atomic.Int32
 }
 
 // UpstreamOptions tune an Upstream.
@@ -43,6 +50,8 @@ type UpstreamOptions struct {
 	MaxIdle     int           // idle connections kept; 0 keeps none
 	IdleTimeout time.Duration // an idle connection older than this is closed
 	MaxHead     int           // largest response head accepted, bytes
+	MaxConns    int           // requests in flight to the server; 0 is unbounded
+	MaxQueue    int           // requests that may wait for a slot when MaxConns are busy
 }
 
 // NewUpstream returns an empty connection pool for srv.
@@ -58,8 +67,56 @@ func (u *Upstream) SetOptions(o UpstreamOptions) {
 	if u.maxHead <= 0 {
 		u.maxHead = 64 << 10
 	}
+	cur := u.slots.Load()
+	switch {
+	case o.MaxConns <= 0:
+		u.slots.Store(nil)
+	case cur == nil || cap(*cur) != o.MaxConns:
+		ch := make(chan struct{}, o.MaxConns)
+		u.slots.Store(&ch)
+	}
+	u.maxQueue.Store(int32(o.MaxQueue))
 	u.mu.Unlock()
 }
+
+// acquire takes a request slot, waiting up to wait in a bounded FIFO queue
+// when all are busy. It returns the slot channel to release to (nil when
+// unbounded) or ErrServerQueue.
+func (u *Upstream) acquire(wait time.Duration) (chan struct{}, error) {
+	p := u.slots.Load()
+	if p == nil {
+		return nil, nil
+	}
+	ch := *p
+	select {
+	case ch <- struct{}{}:
+		return ch, nil
+	default:
+	}
+	if u.waiting.Add(1) > u.maxQueue.Load() {
+		u.waiting.Add(-1)
+		return nil, ErrServerQueue
+	}
+	defer u.waiting.Add(-1)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case ch <- struct{}{}:
+		return ch, nil
+	case <-t.C:
+		return nil, ErrServerQueue
+	}
+}
+
+// releaseSlot gives back a slot taken by acquire.
+func releaseSlot(ch chan struct{}) {
+	if ch != nil {
+		<-ch
+	}
+}
+
+// Queued is the number of requests waiting for a slot.
+func (u *Upstream) Queued() int { return int(u.waiting.Load()) }
 
 // Server is the server this upstream connects to.
 func (u *Upstream) Server() *pool.Server { return u.srv }
