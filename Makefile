@@ -1,0 +1,49 @@
+# fulcrum: developer and CI entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := test
+
+GO ?= go
+FUZZTIME ?= 60s
+FUZZTIME_SHORT ?= 5s
+BENCH_ARGS ?=
+
+# Where the tests find their services (scripts/services.sh makes them answer).
+export FULCRUM_TEST_REDIS_ADDR ?= 127.0.0.1:6379
+export FULCRUM_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+
+.PHONY: test services vet fmt-check unit fuzz-short fuzz bench build
+
+## test: services up, vet, gofmt, short fuzz, then the race-enabled tests.
+## The unit tests run last so the output closes on go test's own summary.
+test: services vet fmt-check fuzz-short unit
+
+## services: Redis and PostgreSQL on loopback (installs and starts them if absent).
+services:
+	bash scripts/services.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@files=$$(gofmt -l .); \
+	if [ -n "$$files" ]; then echo "gofmt: these files need formatting (run gofmt -w):"; echo "$$files"; exit 1; fi; \
+	echo "gofmt: ok"
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+## fuzz-short: every Fuzz target for FUZZTIME_SHORT (5s).
+fuzz-short:
+	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME_SHORT)
+
+## fuzz: every Fuzz target for FUZZTIME (60s).
+fuzz:
+	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
+
+## bench: compare with HAProxy and NGINX (see bench/README.md); BENCH_ARGS="--size 65536".
+bench:
+	bench/run $(BENCH_ARGS)
+
+build:
+	$(GO) build -o bin/fulcrum ./cmd/fulcrum
