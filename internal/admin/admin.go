@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"strings"
 	"time"
@@ -140,6 +141,12 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET "+srv+"/checks", s.checks)
 	s.mux.HandleFunc("POST /api/v1/reload", s.reload)
 	s.mux.Handle("GET /metrics", metricsHandler(s.reg, s.log))
+	// Profiles of the running process, behind the same access rules as the
+	// rest of the API: how bench/README.md's profiles were taken.
+	s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 }
 
 // maxBody bounds every request body; the largest legitimate one is

@@ -22,7 +22,7 @@ var states = [...]pool.State{pool.StateUp, pool.StateDying, pool.StateDown, pool
 type poolCollector struct {
 	rt Runtime
 
-	requests, failures, active, up, state, weight, latency *prometheus.Desc
+	requests, failures, changes, active, up, state, weight, latency *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*poolCollector)(nil)
@@ -36,6 +36,7 @@ func newPoolCollector(rt Runtime) *poolCollector {
 		rt:       rt,
 		requests: desc("requests_total", "Completed requests (or TCP connections) per server.", ps),
 		failures: desc("failures_total", "Requests that failed because of the server.", ps),
+		changes:  desc("state_changes_total", "State changes of the server (keepalive verdicts and operator actions).", ps),
 		active:   desc("active", "Requests or connections in flight.", ps),
 		up:       desc("up", "1 if the server is reachable (up, dying or draining), else 0.", ps),
 		state:    desc("state", "1 for the server's current state, 0 for the others.", []string{"pool", "server", "state"}),
@@ -45,7 +46,7 @@ func newPoolCollector(rt Runtime) *poolCollector {
 }
 
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.failures, c.active, c.up, c.state, c.weight, c.latency} {
+	for _, d := range []*prometheus.Desc{c.requests, c.failures, c.changes, c.active, c.up, c.state, c.weight, c.latency} {
 		ch <- d
 	}
 }
@@ -65,6 +66,7 @@ func (c *poolCollector) collectServer(ch chan<- prometheus.Metric, poolName stri
 	}
 	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(sv.Requests()), poolName, name)
 	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(sv.Failures()), poolName, name)
+	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(sv.Changes()), poolName, name)
 	gauge(c.active, float64(sv.Active()), poolName, name)
 	gauge(c.weight, float64(sv.Weight()), poolName, name)
 

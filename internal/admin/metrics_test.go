@@ -27,6 +27,8 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`fulcrum_server_requests_total{pool="app",server="a"} 5`,
 		`fulcrum_server_failures_total{pool="app",server="a"} 1`,
+		`fulcrum_server_state_changes_total{pool="app",server="a"} 0`,
+		`fulcrum_server_state_changes_total{pool="app",server="b"} 1`,
 		`fulcrum_server_active{pool="app",server="a"} 1`,
 		`fulcrum_server_requests_total{pool="app",server="b"} 0`,
 		`fulcrum_server_weight{pool="app",server="b"} 3`,

@@ -53,7 +53,8 @@ type Server struct {
 	weight  atomic.Int32
 	health  atomic.Uint32
 	admin   atomic.Uint32
-	changed atomic.Int64 // unix nanoseconds of the last state change
+	changed atomic.Int64  // unix nanoseconds of the last state change
+	changes atomic.Uint64 // number of state changes
 
 	active   atomic.Int64  // requests or connections in flight
 	requests atomic.Uint64 // completed requests (or TCP connections)
@@ -100,7 +101,7 @@ func (s *Server) SetHealth(h Health) (changed bool) {
 	if Health(s.health.Swap(uint32(h))) == h {
 		return false
 	}
-	s.changed.Store(time.Now().UnixNano())
+	s.noteChange()
 	return true
 }
 
@@ -112,7 +113,7 @@ func (s *Server) SetAdmin(a Admin) (changed bool) {
 	if Admin(s.admin.Swap(uint32(a))) == a {
 		return false
 	}
-	s.changed.Store(time.Now().UnixNano())
+	s.noteChange()
 	return true
 }
 
@@ -143,6 +144,14 @@ func (s *Server) State() State {
 	}
 	return StateUp
 }
+
+func (s *Server) noteChange() {
+	s.changed.Store(time.Now().UnixNano())
+	s.changes.Add(1)
+}
+
+// Changes counts the server's state changes (health or administrative).
+func (s *Server) Changes() uint64 { return s.changes.Load() }
 
 // Since is when the state last changed.
 func (s *Server) Since() time.Time { return time.Unix(0, s.changed.Load()) }
