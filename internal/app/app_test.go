@@ -171,6 +171,12 @@ func TestReloadKeepsServerStateAndRefusesBadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := f.app.Pools()[0].Servers()[0]
+	// A request is counted once its response is written: the client may
+	// see the response a moment before.
+	deadline := time.Now().Add(5 * time.Second)
+	for after.Requests() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if after != before || after.Requests() != 3 || after.State() != "draining" {
 		t.Fatalf("after reload: same=%v requests=%d state=%s, want same server, 3, draining", after == before, after.Requests(), after.State())
 	}

@@ -156,8 +156,11 @@ func (u *Upstream) dial(ctx context.Context, d *net.Dialer) (*upConn, error) {
 	if err != nil {
 		return nil, &DialError{Err: err}
 	}
+	u.mu.Lock()
+	maxHead := u.maxHead
+	u.mu.Unlock()
 	c := &upConn{conn: nc}
-	c.rd.init(nc, u.maxHead)
+	c.rd.init(nc, maxHead)
 	return c, nil
 }
 

@@ -21,28 +21,25 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
 // Pipe copies bytes both ways between a and b until both directions have
 // ended, and returns the byte counts. When one side finishes sending, the
 // other side's write half is closed (half-close) and the opposite direction
-// goes on. A tunnel with no traffic either way for idle is cut. Pipe closes
-// neither connection; the caller does.
+// goes on. A tunnel with no traffic either way for idle is cut, and so is one
+// whose either direction fails (a reset, say): the other direction is woken
+// at once rather than left waiting for idle. Pipe closes neither connection;
+// the caller does.
 //
 // While a direction waits for data it holds no buffer: it waits for the
 // socket to become readable, then borrows one from a pool. Ten thousand idle
 // tunnels cost their goroutines and nothing more.
 func Pipe(a, b net.Conn, idle time.Duration) (ab, ba int64, err error) {
-	var last atomic.Int64
-	last.Store(time.Now().UnixNano())
+	t := &tunnel{a: a, b: b, idle: idle}
+	t.last.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
 	var errBA error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ba, errBA = pump(a, b, idle, &last)
+		ba, errBA = t.pump(a, b)
 	}()
-	ab, err = pump(b, a, idle, &last)
-	if err != nil {
-		// A failed direction ends the tunnel: unblock the other one.
-		a.SetReadDeadline(time.Unix(1, 0))
-		b.SetReadDeadline(time.Unix(1, 0))
-	}
+	ab, err = t.pump(b, a)
 	wg.Wait()
 	if err == nil {
 		err = errBA
@@ -50,19 +47,46 @@ func Pipe(a, b net.Conn, idle time.Duration) (ab, ba int64, err error) {
 	return ab, ba, err
 }
 
-// pump copies src to dst until src ends, then half-closes dst.
-func pump(dst, src net.Conn, idle time.Duration, last *atomic.Int64) (int64, error) {
-	var total int64
+// tunnel is the state both directions of a Pipe share.
+type tunnel struct {
+	a, b   net.Conn
+	idle   time.Duration
+	last   atomic.Int64 // unix nanoseconds of the last byte either way
+	broken atomic.Bool  // a direction failed: the other must stop too
+}
+
+// abort ends the tunnel after a failed direction: it wakes the other
+// direction's read, which then sees broken and returns.
+func (t *tunnel) abort() {
+	t.broken.Store(true)
+	t.a.SetReadDeadline(time.Unix(1, 0))
+	t.b.SetReadDeadline(time.Unix(1, 0))
+}
+
+// pump copies src to dst until src ends, then half-closes dst. A failure
+// aborts the tunnel; a direction ended by the other's failure returns nil.
+func (t *tunnel) pump(dst, src net.Conn) (total int64, err error) {
+	defer func() {
+		if err != nil {
+			t.abort()
+		}
+	}()
 	for {
-		src.SetReadDeadline(time.Unix(0, last.Load()).Add(idle))
+		// Set the deadline, then look at broken: abort sets them in the
+		// other order, so either this deadline is overridden by abort's or
+		// broken is already seen here.
+		src.SetReadDeadline(time.Unix(0, t.last.Load()).Add(t.idle))
+		if t.broken.Load() {
+			return total, nil
+		}
 		err := waitReadable(src)
 		var n int
 		if err == nil {
 			bp := bufs.Get().(*[]byte)
 			n, err = src.Read(*bp)
 			if n > 0 {
-				last.Store(time.Now().UnixNano())
-				dst.SetWriteDeadline(time.Now().Add(idle))
+				t.last.Store(time.Now().UnixNano())
+				dst.SetWriteDeadline(time.Now().Add(t.idle))
 				_, werr := dst.Write((*bp)[:n])
 				total += int64(n)
 				if werr != nil {
@@ -78,9 +102,12 @@ func pump(dst, src net.Conn, idle time.Duration, last *atomic.Int64) (int64, err
 			closeWrite(dst)
 			return total, nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			if t.broken.Load() {
+				return total, nil
+			}
 			// The other direction may have been busy: the tunnel is idle
 			// only when neither moved for idle.
-			if time.Since(time.Unix(0, last.Load())) < idle {
+			if time.Since(time.Unix(0, t.last.Load())) < t.idle {
 				continue
 			}
 			return total, err
@@ -100,7 +127,8 @@ func closeWrite(c net.Conn) {
 }
 
 // waitReadable blocks until c has data (or EOF) to read, honouring its read
-// deadline, without reading anything.
+// deadline, without reading anything. A pending socket error (a reset) is
+// returned: the peek consumes it, so the read after would only see EOF.
 func waitReadable(c net.Conn) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -113,8 +141,20 @@ func waitReadable(c net.Conn) error {
 	// The poller is edge-triggered: wait only after a peek found the
 	// socket empty, or data already there would never wake us.
 	var b [1]byte
-	return rc.Read(func(fd uintptr) bool {
+	var peekErr error
+	err = rc.Read(func(fd uintptr) bool {
 		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return err != syscall.EAGAIN
+		switch err {
+		case syscall.EAGAIN:
+			return false
+		case nil, syscall.EINTR:
+		default:
+			peekErr = os.NewSyscallError("recvfrom", err)
+		}
+		return true
 	})
+	if err != nil {
+		return err
+	}
+	return peekErr
 }

@@ -1,0 +1,220 @@
+package listener_test
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/listener"
+)
+
+// greeter says hello to each connection, then echoes lines until the client
+// closes. It counts the connections it has been handed.
+type greeter struct{ served atomic.Int64 }
+
+func (g *greeter) ServeConn(c net.Conn) {
+	defer c.Close()
+	g.served.Add(1)
+	io.WriteString(c, "hello\n")
+	io.Copy(c, c)
+}
+
+func start(t *testing.T, opts listener.Options, h listener.ConnHandler) (*listener.Listener, chan error) {
+	t.Helper()
+	opts.Address = "127.0.0.1:0"
+	opts.Logger = slog.New(slog.DiscardHandler)
+	l, err := listener.Listen(opts, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- l.Serve() }()
+	t.Cleanup(func() {
+		l.Close()
+		l.Wait()
+	})
+	return l, served
+}
+
+// dial connects and returns the connection with a reader over it.
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, bufio.NewReader(c)
+}
+
+// greeted reads the greeting, waiting up to within.
+func greeted(c net.Conn, r *bufio.Reader, within time.Duration) error {
+	c.SetReadDeadline(time.Now().Add(within))
+	defer c.SetReadDeadline(time.Time{})
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "hello\n" {
+		return errors.New("unexpected greeting " + line)
+	}
+	return nil
+}
+
+func TestMaxConnsBoundsOpenConnections(t *testing.T) {
+	g := &greeter{}
+	l, _ := start(t, listener.Options{Name: "t", MaxConns: 2}, g)
+	addr := l.Addr().String()
+	c1, r1 := dial(t, addr)
+	c2, r2 := dial(t, addr)
+	for i, c := range []struct {
+		c net.Conn
+		r *bufio.Reader
+	}{{c1, r1}, {c2, r2}} {
+		if err := greeted(c.c, c.r, 5*time.Second); err != nil {
+			t.Fatalf("connection %d within the limit: %v", i+1, err)
+		}
+	}
+	if n := l.Open(); n != 2 {
+		t.Fatalf("Open() = %d, want 2", n)
+	}
+	// The third connection completes in the kernel's backlog but is not
+	// handed to the handler while two are open.
+	c3, r3 := dial(t, addr)
+	err := greeted(c3, r3, 200*time.Millisecond)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("third connection over max_conns 2: read %v, want no greeting yet", err)
+	}
+	if n := g.served.Load(); n != 2 {
+		t.Fatalf("handler got %d connections, want 2", n)
+	}
+	// One closes: the waiting one is served.
+	c1.Close()
+	if err := greeted(c3, r3, 5*time.Second); err != nil {
+		t.Fatalf("third connection after one closed: %v", err)
+	}
+	if n := l.Open(); n != 2 {
+		t.Fatalf("Open() = %d, want 2", n)
+	}
+}
+
+func TestCloseStopsAcceptingAndWaitWaits(t *testing.T) {
+	g := &greeter{}
+	l, served := start(t, listener.Options{Name: "t"}, g)
+	addr := l.Addr().String()
+	c, r := dial(t, addr)
+	if err := greeted(c, r, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v, want nil", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve returned %v after Close, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still running after Close")
+	}
+	if c2, err := net.Dial("tcp", addr); err == nil {
+		c2.Close()
+		t.Fatal("a new connection was accepted after Close")
+	}
+	// The open connection is still served.
+	io.WriteString(c, "ping\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("open connection after Close: %q %v, want the echo", line, err)
+	}
+	waited := make(chan struct{})
+	go func() { l.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("Wait returned while a connection was being served")
+	case <-time.After(100 * time.Millisecond):
+	}
+	c.Close()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return after the last connection ended")
+	}
+	if n := l.Open(); n != 0 {
+		t.Fatalf("Open() = %d after Wait, want 0", n)
+	}
+}
+
+// TestTLS: the handler gets the TLS connection after the handshake, and a
+// failed handshake gives its max_conns slot back.
+func TestTLS(t *testing.T) {
+	cert := testCert(t)
+	var sawTLS atomic.Bool
+	h := handlerFunc(func(c net.Conn) {
+		_, ok := c.(*tls.Conn)
+		sawTLS.Store(ok)
+		(&greeter{}).ServeConn(c)
+	})
+	l, _ := start(t, listener.Options{Name: "t", MaxConns: 1, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, h)
+	addr := l.Addr().String()
+
+	// Not TLS: the handshake fails and the connection is dropped.
+	plain, pr := dial(t, addr)
+	io.WriteString(plain, "GET / HTTP/1.1\r\n\r\n")
+	plain.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(pr); err != nil {
+		t.Fatalf("plain-text client: %v, want the connection closed", err)
+	}
+	for i := range 2 { // the only slot is free again, twice
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("TLS client %d: %v", i, err)
+		}
+		if err := greeted(c, bufio.NewReader(c), 5*time.Second); err != nil {
+			t.Fatalf("TLS client %d: %v", i, err)
+		}
+		c.Close()
+		if !sawTLS.Load() {
+			t.Fatal("handler was not given a *tls.Conn")
+		}
+	}
+}
+
+type handlerFunc func(net.Conn)
+
+func (f handlerFunc) ServeConn(c net.Conn) { f(c) }
+
+func testCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "listener.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
