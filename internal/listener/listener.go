@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,11 @@ type Options struct {
 	// HandshakeTimeout bounds the TLS handshake.
 	HandshakeTimeout time.Duration
 	Logger           *slog.Logger
+	// AcceptProxy reads a PROXY protocol v1 or v2 header first. Only
+	// connections from TrustedProxies may send one; the others, and
+	// malformed headers, are closed.
+	AcceptProxy    bool
+	TrustedProxies []netip.Prefix
 }
 
 // Listener accepts connections for a handler, which may be swapped.
@@ -122,6 +128,15 @@ func (l *Listener) serve(c net.Conn) {
 		}
 		l.wg.Done()
 	}()
+	if l.opts.AcceptProxy {
+		pc, err := acceptProxy(c, l.opts.TrustedProxies, l.opts.HandshakeTimeout)
+		if err != nil {
+			l.opts.Logger.Warn("connection refused", "listener", l.opts.Name, "peer", c.RemoteAddr().String(), "err", err)
+			c.Close()
+			return
+		}
+		c = pc
+	}
 	if tc := l.tls.Load(); tc != nil {
 		t := tls.Server(c, tc)
 		c.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
