@@ -113,9 +113,9 @@ func isReset(err error) bool {
 
 func TestHeaderLen(t *testing.T) {
 	for in, want := range map[string]int{
-		"PROX":                               0,
-		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n": 32,
-		"\r\n\r\n\x00\r\n":                   0,
+		"PROX":                                   0,
+		"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n":     32,
+		"\r\n\r\n\x00\r\n":                       0,
 		"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c": 28,
 	} {
 		if got, err := headerLen([]byte(in)); err != nil || got != want {
