@@ -13,6 +13,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,10 +39,11 @@ type Config struct {
 	MaxHeaderBytes int
 	MaxBody        int64 // 0: unlimited
 
-	// TrustForwarded reports whether forwarding headers (X-Forwarded-*,
-	// Forwarded) sent by the client at addr are believed and extended rather
-	// than replaced. Nil trusts no one.
-	TrustForwarded func(addr net.Addr) bool
+	// TrustedProxies are the peers whose forwarding headers (X-Forwarded-*,
+	// Forwarded) are believed and extended rather than dropped; the client
+	// address is then the rightmost untrusted one they name. Empty trusts
+	// no one.
+	TrustedProxies []netip.Prefix
 }
 
 // HashBy selects the key that hash balancing uses.
@@ -65,6 +67,7 @@ type Target struct {
 	ConnectTimeout  time.Duration
 	ResponseTimeout time.Duration
 	Retries         int
+	ClientIP        ClientIP // how servers learn the client's address
 
 	// Observe, when set, learns of each exchange with a server: passive
 	// health counts failures toward fall.

@@ -9,7 +9,7 @@ func (cc *clientConn) logRequest(cfg *Config, start time.Time, rule int, t *Targ
 	}
 	req := &cc.req
 	rec := &AccessRecord{
-		Client:   string(cc.clientIP),
+		Client:   string(cc.id.clientText),
 		Method:   string(req.method),
 		Host:     string(req.host),
 		Path:     string(req.path),

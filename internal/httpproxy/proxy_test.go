@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,8 @@ type fixtureOpts struct {
 	retries         int
 	maxBody         int64
 	maxHeader       int
+	clientIP        httpproxy.ClientIP
+	trusted         []netip.Prefix
 }
 
 func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
@@ -62,7 +65,7 @@ func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.target = &httpproxy.Target{Pool: p, Picker: picker, ConnectTimeout: time.Second, ResponseTimeout: o.responseTimeout, Retries: o.retries}
+	f.target = &httpproxy.Target{Pool: p, Picker: picker, ConnectTimeout: time.Second, ResponseTimeout: o.responseTimeout, Retries: o.retries, ClientIP: o.clientIP}
 	for _, s := range f.servers {
 		up := httpproxy.NewUpstream(s, httpproxy.UpstreamOptions{MaxIdle: 16, IdleTimeout: time.Minute})
 		f.target.Upstreams = append(f.target.Upstreams, up)
@@ -75,7 +78,7 @@ func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
 	cfg := &httpproxy.Config{
 		Listener: "web", Routes: table, RouteNames: []string{"default"}, Targets: []*httpproxy.Target{f.target},
 		ClientHeader: 2 * time.Second, ClientIdle: 5 * time.Second, ClientBody: 5 * time.Second, TunnelIdle: 5 * time.Second,
-		MaxHeaderBytes: o.maxHeader, MaxBody: o.maxBody,
+		MaxHeaderBytes: o.maxHeader, MaxBody: o.maxBody, TrustedProxies: o.trusted,
 	}
 	f.handler = httpproxy.NewHandler(cfg, slog.New(slog.DiscardHandler), func(r *httpproxy.AccessRecord) {
 		select {

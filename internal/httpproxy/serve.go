@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -25,9 +24,8 @@ type clientConn struct {
 	resp response
 	out  []byte
 
-	clientIP []byte // the client's address as text, for forwarding headers
-	ipv6     bool
-	addrPort netip.AddrPort
+	id      identity
+	private []*upConn // server connections bound to this client (PROXY header, transparent)
 
 	waiting atomic.Bool // idle between requests: shutdown may close it
 	tried   [8]int
@@ -37,19 +35,34 @@ type clientConn struct {
 
 func newClientConn(h *Handler, c net.Conn) *clientConn {
 	cc := &clientConn{h: h, conn: c}
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		cc.addrPort = ta.AddrPort()
-	} else if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		cc.addrPort = ap
-	}
-	ip := cc.addrPort.Addr().Unmap()
-	cc.ipv6 = ip.Is6()
-	cc.clientIP = ip.AppendTo(nil)
+	cc.id.init(c, h.cfg.Load().TrustedProxies)
 	return cc
 }
 
 func (cc *clientConn) release() {
+	for _, uc := range cc.private {
+		uc.close()
+	}
+	cc.private = nil
 	cc.rd.release()
+}
+
+// takePrivate returns this client's idle connection to up, if it still
+// carries the same client identity.
+func (cc *clientConn) takePrivate(up *Upstream) *upConn {
+	for i, uc := range cc.private {
+		if uc.up != up {
+			continue
+		}
+		cc.private = append(cc.private[:i], cc.private[i+1:]...)
+		if uc.client != cc.id.client {
+			uc.close()
+			return nil
+		}
+		uc.reused = true
+		return uc
+	}
+	return nil
 }
 
 // exchange outcome
@@ -82,6 +95,8 @@ func (cc *clientConn) serve() {
 			cc.logRequest(cfg, start, -1, nil, outcome{status: statusFor(err), err: err})
 			return
 		}
+		cc.id.peerTrusted = inPrefixes(cc.id.peer.Addr(), cfg.TrustedProxies)
+		cc.id.settle(&cc.req, cfg.TrustedProxies)
 		o, rule, t := cc.handle(cfg, start)
 		cc.logRequest(cfg, start, rule, t, o)
 		if !o.keep || cc.h.draining.Load() {
@@ -195,7 +210,7 @@ func (cc *clientConn) fail(err error) outcome {
 func (cc *clientConn) hashKey(t *Target, in *balance.Input) {
 	switch t.HashBy {
 	case HashSource:
-		in.Key, in.HasKey = balance.HashBytes(cc.clientIP), true
+		in.Key, in.HasKey = balance.HashBytes(cc.id.clientText), true
 	case HashURI:
 		in.Key, in.HasKey = balance.HashBytes(cc.req.path), true
 	case HashHeader:
@@ -296,9 +311,12 @@ func (cc *clientConn) exchange(cfg *Config, t *Target, up *Upstream) (o outcome,
 		return o, false
 	}
 	failed = resp.status >= 500
-	if resp.close {
+	switch {
+	case resp.close:
 		uc.close()
-	} else {
+	case t.ClientIP.private():
+		cc.private = append(cc.private, uc)
+	default:
 		up.put(uc)
 	}
 	o.keep = !closeClient
@@ -312,13 +330,25 @@ var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // failure typical of a pooled connection that the server closed while idle.
 func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc *upConn, resp *response, sent time.Time, stale bool, err error) {
 	req := &cc.req
-	if !fresh {
-		uc = up.idleConn()
-	}
-	if uc == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), t.ConnectTimeout)
-		uc, err = up.dial(ctx, &cc.h.dialer)
-		cancel()
+	switch {
+	case t.ClientIP.private():
+		if !fresh {
+			uc = cc.takePrivate(up)
+		}
+		if uc == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), t.ConnectTimeout)
+			uc, err = cc.dialPrivate(ctx, t, up)
+			cancel()
+		}
+	default:
+		if !fresh {
+			uc = up.idleConn()
+		}
+		if uc == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), t.ConnectTimeout)
+			uc, err = up.dial(ctx, &cc.h.dialer)
+			cancel()
+		}
 	}
 	if err != nil {
 		return nil, nil, sent, false, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -15,9 +16,11 @@ import (
 // upConn is a connection to a server with its read buffer.
 type upConn struct {
 	conn   net.Conn
+	up     *Upstream
 	rd     reader
 	idleAt time.Time
 	reused bool
+	client netip.Addr // the client a private connection speaks for
 }
 
 func (u *upConn) close() {
@@ -152,6 +155,12 @@ func (u *Upstream) idleConn() *upConn {
 
 // dial opens a new connection to the server.
 func (u *Upstream) dial(ctx context.Context, d *net.Dialer) (*upConn, error) {
+	return u.dialWith(ctx, d)
+}
+
+// dialWith opens a new connection with the given dialer (a source address
+// for transparent mode, say).
+func (u *Upstream) dialWith(ctx context.Context, d *net.Dialer) (*upConn, error) {
 	nc, err := d.DialContext(ctx, "tcp", u.srv.Address())
 	if err != nil {
 		return nil, &DialError{Err: err}
@@ -159,7 +168,7 @@ func (u *Upstream) dial(ctx context.Context, d *net.Dialer) (*upConn, error) {
 	u.mu.Lock()
 	maxHead := u.maxHead
 	u.mu.Unlock()
-	c := &upConn{conn: nc}
+	c := &upConn{conn: nc, up: u}
 	c.rd.init(nc, maxHead)
 	return c, nil
 }

@@ -84,7 +84,10 @@ func (cc *clientConn) writeRequestHead(cfg *Config, t *Target, up *Upstream, b [
 	}
 	b = append(b, "\r\n"...)
 
-	trusted := cfg.TrustForwarded != nil && cfg.TrustForwarded(cc.conn.RemoteAddr())
+	// Forwarding fields from the client pass only from a trusted proxy, and
+	// only to servers that learn the client's address from them.
+	forwarded := t.ClientIP == ClientIPForwarded
+	trusted := cc.id.peerTrusted && forwarded
 	var proto, fhost, fwd []byte
 	cc.xff = cc.xff[:0]
 	for i := range req.fields {
@@ -133,12 +136,15 @@ func (cc *clientConn) writeRequestHead(cfg *Config, t *Target, up *Upstream, b [
 		b = append(b, "\r\n"...)
 	}
 
+	if !forwarded {
+		return append(b, "\r\n"...)
+	}
 	b = append(b, "X-Forwarded-For: "...)
 	for _, v := range cc.xff {
 		b = append(b, v...)
 		b = append(b, ", "...)
 	}
-	b = append(b, cc.clientIP...)
+	b = append(b, cc.id.peerText...)
 	b = append(b, "\r\nX-Forwarded-Proto: "...)
 	scheme := "http"
 	if cfg.TLS {
@@ -163,12 +169,12 @@ func (cc *clientConn) writeRequestHead(cfg *Config, t *Target, up *Upstream, b [
 		b = append(b, ", "...)
 	}
 	b = append(b, "for="...)
-	if cc.ipv6 {
+	if cc.id.peer.Addr().Is6() {
 		b = append(b, "\"["...)
-		b = append(b, cc.clientIP...)
+		b = append(b, cc.id.peerText...)
 		b = append(b, "]\""...)
 	} else {
-		b = append(b, cc.clientIP...)
+		b = append(b, cc.id.peerText...)
 	}
 	if len(req.host) > 0 {
 		b = append(b, ";host=\""...)

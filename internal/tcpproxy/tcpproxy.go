@@ -2,8 +2,10 @@ package tcpproxy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +23,11 @@ type Config struct {
 	ConnectTimeout time.Duration
 	Retries        int           // other servers tried after a failed connect
 	Idle           time.Duration // tunnel idle timeout
+	// ProxyHeader, 1 or 2, sends a PROXY protocol header of that version
+	// first on every server connection; 0 sends none.
+	ProxyHeader byte
+	// Transparent connects to servers from the client's own address.
+	Transparent bool
 
 	Observe func(srv *pool.Server, failed bool)
 }
@@ -82,9 +89,7 @@ func (h *Handler) ServeConn(c net.Conn) {
 			break
 		}
 		srv := cfg.Pool.Servers()[idx]
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ConnectTimeout)
-		sc, err := h.dialer.DialContext(ctx, "tcp", srv.Address())
-		cancel()
+		sc, err := h.dial(cfg, c, srv.Address())
 		if err != nil {
 			srv.Acquire()
 			srv.Release(true)
@@ -107,6 +112,35 @@ func (h *Handler) ServeConn(c net.Conn) {
 		return
 	}
 	h.log.Warn("no server available", "listener", cfg.Listener, "pool", cfg.Pool.Name(), "client", c.RemoteAddr().String())
+}
+
+// dial connects to a server, announcing the client when configured.
+func (h *Handler) dial(cfg *Config, client net.Conn, address string) (net.Conn, error) {
+	d := h.dialer
+	var peer netip.AddrPort
+	if ta, ok := client.RemoteAddr().(*net.TCPAddr); ok {
+		peer = ta.AddrPort()
+	}
+	if cfg.Transparent {
+		Transparent(&d, peer.Addr())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ConnectTimeout)
+	defer cancel()
+	sc, err := d.DialContext(ctx, "tcp", address)
+	if err != nil || cfg.ProxyHeader == 0 {
+		return sc, err
+	}
+	hdr, err := ProxyHeader(cfg.ProxyHeader, peer, client.LocalAddr())
+	if err == nil {
+		sc.SetWriteDeadline(time.Now().Add(cfg.ConnectTimeout))
+		_, err = sc.Write(hdr)
+		sc.SetWriteDeadline(time.Time{})
+	}
+	if err != nil {
+		sc.Close()
+		return nil, fmt.Errorf("sending PROXY header: %w", err)
+	}
+	return sc, nil
 }
 
 // Shutdown stops taking connections and waits for open ones to finish until
