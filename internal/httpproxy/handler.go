@@ -29,6 +29,7 @@ type Config struct {
 	Listener   string
 	Routes     *route.Table
 	RouteNames []string  // for logs, by rule index
+	CORS       []*CORS   // by rule index; nil entries: no policy
 	Targets    []*Target // by route target index
 	TLS        bool      // the listener terminates TLS (X-Forwarded-Proto: https)
 

@@ -39,6 +39,7 @@ type fixtureOpts struct {
 	maxBody         int64
 	maxHeader       int
 	clientIP        httpproxy.ClientIP
+	cors            *httpproxy.CORS
 	trusted         []netip.Prefix
 }
 
@@ -79,6 +80,10 @@ func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
 		Listener: "web", Routes: table, RouteNames: []string{"default"}, Targets: []*httpproxy.Target{f.target},
 		ClientHeader: 2 * time.Second, ClientIdle: 5 * time.Second, ClientBody: 5 * time.Second, TunnelIdle: 5 * time.Second,
 		MaxHeaderBytes: o.maxHeader, MaxBody: o.maxBody, TrustedProxies: o.trusted,
+	}
+	if o.cors != nil {
+		o.cors.Prepare()
+		cfg.CORS = []*httpproxy.CORS{o.cors}
 	}
 	f.handler = httpproxy.NewHandler(cfg, slog.New(slog.DiscardHandler), func(r *httpproxy.AccessRecord) {
 		select {

@@ -30,6 +30,7 @@ type clientConn struct {
 	waiting atomic.Bool // idle between requests: shutdown may close it
 	tried   [8]int
 	in      balance.Input // per request; a field so it does not escape per call
+	cors    *CORS         // the matched route's policy, if any
 	xff     [][]byte
 }
 
@@ -162,6 +163,13 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 		return cc.fail(ErrNoRoute), -1, nil
 	}
 	t = cfg.Targets[target]
+	cc.cors = nil
+	if rule < len(cfg.CORS) && cfg.CORS[rule] != nil {
+		cc.cors = cfg.CORS[rule]
+		if o, done := cc.corsPreflight(cc.cors); done {
+			return o, rule, t
+		}
+	}
 	cc.in = balance.Input{Tried: cc.tried[:0]}
 	in := &cc.in
 	cc.hashKey(t, in)

@@ -215,10 +215,16 @@ func (cc *clientConn) writeResponse(cfg *Config, uc *upConn, resp *response, clo
 		if len(resp.connection) > 0 && namedByConnection(resp.connection, f.name) {
 			continue
 		}
+		if cc.cors != nil && isCORSField(f.name) {
+			continue // the route's policy speaks for the server
+		}
 		b = append(b, f.name...)
 		b = append(b, ": "...)
 		b = append(b, f.value...)
 		b = append(b, "\r\n"...)
+	}
+	if cc.cors != nil {
+		b = cc.corsHeaders(cc.cors, b)
 	}
 	// HTTP/1.0 clients get no chunked coding: the body runs to close.
 	chunkOut := req.minor == 1
