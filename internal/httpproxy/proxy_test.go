@@ -45,6 +45,12 @@ type fixtureOpts struct {
 
 func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
 	t.Helper()
+	return startProxyOn(t, "127.0.0.1:0", o, addrs...)
+}
+
+// startProxyOn is startProxy listening on listen.
+func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *proxyFixture {
+	t.Helper()
 	if o.balance == "" {
 		o.balance = "round_robin"
 	}
@@ -91,7 +97,7 @@ func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
 		default:
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
