@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"strconv"
@@ -106,7 +107,14 @@ type Listener struct {
 	// route, and may not be combined with routes.
 	Pool string
 	// Timeouts bound how long clients may take (key timeouts).
-	Timeouts ListenerTimeouts
+	// AcceptProxy reads a PROXY protocol v1/v2 header first (only from
+	// TrustedProxies); default false.
+	AcceptProxy bool
+	// TrustedProxies (addresses or CIDR prefixes) may send PROXY headers
+	// and forwarding headers fulcrum believes; default none.
+	TrustedProxies  []string
+	TrustedPrefixes []netip.Prefix `json:"-"`
+	Timeouts        ListenerTimeouts
 	// Limits bound what clients may send (key limits).
 	Limits ListenerLimits
 }
@@ -172,6 +180,9 @@ type Route struct {
 	// Pool is the pool matching requests go to (key pool, required, must be
 	// defined).
 	Pool string
+	// CORS is the route's cross-origin policy (key cors), answered by
+	// fulcrum; nil: requests and responses pass as they are.
+	CORS *CORS
 }
 
 // HeaderMatch matches a request header.
@@ -205,6 +216,11 @@ type Pool struct {
 	// Retries is how many other servers a failed request may be retried on
 	// (key retries, default 2, 0..10).
 	Retries int
+	// ClientIP is how servers learn the client's address (key client_ip):
+	// forwarded (default: X-Forwarded-For, -Proto, -Host, Forwarded), none,
+	// proxy_v1, proxy_v2 (a PROXY header on every server connection) or
+	// transparent (connect from the client's own address).
+	ClientIP string
 	// MaxIdle is how many idle upstream connections are kept per server
 	// (key max_idle, default 64, 0 keeps none).
 	MaxIdle int

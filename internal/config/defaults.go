@@ -81,6 +81,7 @@ func (df defaulter) listener(l *Listener, path string) {
 func (df defaulter) pool(p *Pool, path string) {
 	setDefault(df, join(path, "balance"), &p.Balance, defaultBalance)
 	setDefault(df, join(path, "retries"), &p.Retries, defaultRetries)
+	setDefault(df, join(path, "client_ip"), &p.ClientIP, "forwarded")
 	setDefault(df, join(path, "max_idle"), &p.MaxIdle, defaultMaxIdle)
 	t := join(path, "timeouts")
 	setDefault(df, join(t, "connect"), &p.Timeouts.Connect, defaultConnect)

@@ -59,7 +59,9 @@ func (d *decoder) listener(v *yaml.Node, path string) Listener {
 				l.Routes = append(l.Routes, d.route(v, path))
 			})
 		},
-		"pool": d.str(&l.Pool),
+		"pool":            d.str(&l.Pool),
+		"accept_proxy":    d.boolean(&l.AcceptProxy),
+		"trusted_proxies": d.stringList(&l.TrustedProxies),
 		"timeouts": func(v *yaml.Node, path string) {
 			d.fields(v, path, map[string]setter{
 				"client_header": d.duration(&t.ClientHeader),
@@ -93,6 +95,7 @@ func (d *decoder) route(v *yaml.Node, path string) Route {
 			})
 		},
 		"pool": d.str(&r.Pool),
+		"cors": func(v *yaml.Node, path string) { d.cors(v, path, &r) },
 	})
 	return r
 }
@@ -125,8 +128,9 @@ func (d *decoder) pool(v *yaml.Node, path string) Pool {
 				"idle":     d.duration(&t.Idle),
 			})
 		},
-		"retries":  d.integer(&p.Retries),
-		"max_idle": d.integer(&p.MaxIdle),
+		"client_ip": d.str(&p.ClientIP),
+		"retries":   d.integer(&p.Retries),
+		"max_idle":  d.integer(&p.MaxIdle),
 	})
 	return p
 }

@@ -235,6 +235,7 @@ func (v *validator) listener(l *Listener, path string) {
 		}
 	}
 	v.unreachableRoutes(l, path)
+	v.identityListener(l, path)
 	if !v.ok(proto) {
 		return
 	}
@@ -322,6 +323,9 @@ func (v *validator) route(r *Route, path string) {
 	}
 	if v.present(join(path, "path_prefix")) && v.present(join(path, "path")) {
 		v.errf(join(path, "path"), "not allowed together with path_prefix")
+	}
+	if cp := join(path, "cors"); r.CORS != nil && !v.bad[cp] {
+		v.cors(r.CORS, cp)
 	}
 	if hp := join(path, "header"); r.Header != nil && !v.bad[hp] {
 		v.required(hp, "name")

@@ -25,6 +25,7 @@ func (v *validator) pool(p *Pool, path string) {
 			v.server(&p.Servers[i], s)
 		}
 	}
+	v.clientIP(p, path)
 	v.between(join(path, "retries"), p.Retries, 0, 10)
 	v.atLeast(join(path, "max_idle"), p.MaxIdle, 0)
 	t := join(path, "timeouts")
