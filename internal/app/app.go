@@ -222,6 +222,7 @@ func (a *App) apply(cfg *config.Config) error {
 	for _, p := range plans {
 		l := p.keep
 		l.cfg = *p.lc
+		l.ln.SetProxy(p.lc.AcceptProxy, p.lc.TrustedPrefixes)
 		if l.http != nil {
 			l.http.Swap(p.hc)
 			if p.lc.Protocol == "https" {
@@ -280,7 +281,8 @@ func (a *App) bind(lc *config.Listener, hc *httpproxy.Config, tc *tcpproxy.Confi
 			h = httpproxy.NewH2Switch(l.http, a.log)
 		}
 	}
-	opts := listener.Options{Name: lc.Name, Address: lc.Listen, MaxConns: lc.Limits.MaxConns, Logger: a.log}
+	opts := listener.Options{Name: lc.Name, Address: lc.Listen, MaxConns: lc.Limits.MaxConns, Logger: a.log,
+		AcceptProxy: lc.AcceptProxy, TrustedProxies: lc.TrustedPrefixes}
 	if lc.Protocol == "https" {
 		opts.TLS = tlsConfig(lc)
 	}

@@ -63,6 +63,12 @@ func (a *App) buildPools(cfg *config.Config, prev *graph) (*graph, error) {
 			ResponseTimeout: pc.Timeouts.Response,
 			Retries:         pc.Retries,
 			HashHeader:      pc.HashHeader,
+			ClientIP:        clientIPModes[pc.ClientIP],
+		}
+		if t.ClientIP == httpproxy.ClientIPTransparent {
+			if err := tcpproxy.CheckTransparent(); err != nil {
+				return nil, fmt.Errorf("pool %q: %w", pc.Name, err)
+			}
 		}
 		switch pc.Balance {
 		case "source_hash":
@@ -149,6 +155,7 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		TunnelIdle:     lc.Timeouts.TunnelIdle,
 		MaxHeaderBytes: int(lc.Limits.MaxHeaderBytes),
 		MaxBody:        lc.Limits.MaxBody,
+		TrustedProxies: lc.TrustedPrefixes,
 	}
 	routes := lc.Routes
 	if len(routes) == 0 && lc.Pool != "" {
@@ -173,6 +180,13 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		}
 		rules = append(rules, rule)
 		hc.RouteNames = append(hc.RouteNames, routeName(i, r))
+		var cors *httpproxy.CORS
+		if c := r.CORS; c != nil {
+			cors = &httpproxy.CORS{AllowOrigins: c.AllowOrigins, AllowMethods: c.AllowMethods, AllowHeaders: c.AllowHeaders,
+				ExposeHeaders: c.ExposeHeaders, AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
+			cors.Prepare()
+		}
+		hc.CORS = append(hc.CORS, cors)
 	}
 	table, err := route.New(rules)
 	if err != nil {
@@ -211,7 +225,18 @@ func tcpConfig(lc *config.Listener, g *graph, pc *config.Pool) *tcpproxy.Config 
 		Retries:        max(pc.Retries, len(pc.Servers)-1),
 		Idle:           lc.Timeouts.TunnelIdle,
 		Observe:        t.Observe,
+		ProxyHeader:    map[string]byte{"proxy_v1": 1, "proxy_v2": 2}[pc.ClientIP],
+		Transparent:    pc.ClientIP == "transparent",
 	}
+}
+
+// clientIPModes maps config values to the forwarder's modes.
+var clientIPModes = map[string]httpproxy.ClientIP{
+	"forwarded":   httpproxy.ClientIPForwarded,
+	"none":        httpproxy.ClientIPNone,
+	"proxy_v1":    httpproxy.ClientIPProxyV1,
+	"proxy_v2":    httpproxy.ClientIPProxyV2,
+	"transparent": httpproxy.ClientIPTransparent,
 }
 
 // tlsConfig is the server TLS config of an https listener: TLS 1.2 and up,

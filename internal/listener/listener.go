@@ -42,6 +42,7 @@ type Listener struct {
 	ln      net.Listener
 	handler atomic.Pointer[handlerBox]
 	tls     atomic.Pointer[tls.Config]
+	proxy   atomic.Pointer[proxyIn]
 	sem     chan struct{}
 	wg      sync.WaitGroup
 	open    atomic.Int64
@@ -65,6 +66,7 @@ func Listen(opts Options, h ConnHandler) (*Listener, error) {
 		l.opts.HandshakeTimeout = 10 * time.Second
 	}
 	l.handler.Store(&handlerBox{h})
+	l.SetProxy(opts.AcceptProxy, opts.TrustedProxies)
 	if opts.TLS != nil {
 		l.tls.Store(opts.TLS)
 	}
@@ -76,6 +78,17 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
 // SetHandler replaces the handler for new connections.
 func (l *Listener) SetHandler(h ConnHandler) { l.handler.Store(&handlerBox{h}) }
+
+// proxyIn is the PROXY protocol policy for new connections.
+type proxyIn struct {
+	accept  bool
+	trusted []netip.Prefix
+}
+
+// SetProxy replaces the PROXY protocol policy for new connections.
+func (l *Listener) SetProxy(accept bool, trusted []netip.Prefix) {
+	l.proxy.Store(&proxyIn{accept: accept, trusted: trusted})
+}
 
 // SetTLS replaces the TLS config for new connections (certificate reload).
 func (l *Listener) SetTLS(c *tls.Config) { l.tls.Store(c) }
@@ -128,8 +141,8 @@ func (l *Listener) serve(c net.Conn) {
 		}
 		l.wg.Done()
 	}()
-	if l.opts.AcceptProxy {
-		pc, err := acceptProxy(c, l.opts.TrustedProxies, l.opts.HandshakeTimeout)
+	if p := l.proxy.Load(); p.accept {
+		pc, err := acceptProxy(c, p.trusted, l.opts.HandshakeTimeout)
 		if err != nil {
 			l.opts.Logger.Warn("connection refused", "listener", l.opts.Name, "peer", c.RemoteAddr().String(), "err", err)
 			c.Close()
