@@ -30,6 +30,7 @@ commands:
   check -c FILE    validate a config file; print every mistake
   demo             start three sample servers behind a balancer
   probe TARGET     run one keepalive check and print its transcript
+  keygen -o FILE   write a machine key ring (--rotate FILE, --show FILE)
   version          print the version
 `
 
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdDemo(ctx, args, stdout, stderr)
 	case "probe":
 		err = cmdProbe(ctx, args, stdout, stderr)
+	case "keygen":
+		err = cmdKeygen(ctx, args, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintf(stdout, "fulcrum %s\n", version)
 		return 0
