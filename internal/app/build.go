@@ -239,10 +239,22 @@ var clientIPModes = map[string]httpproxy.ClientIP{
 	"transparent": httpproxy.ClientIPTransparent,
 }
 
-// tlsConfig is the server TLS config of an https listener: TLS 1.2 and up,
-// certificates chosen by SNI, HTTP/2 and HTTP/1.1 offered by ALPN.
+// tlsConfig is the server TLS config of an https listener: TLS 1.2 and up
+// with forward-secret AEAD suites only (TLS 1.3's are fixed and all
+// modern), certificates chosen by SNI, HTTP/2 and HTTP/1.1 offered by ALPN.
 func tlsConfig(lc *config.Listener) *tls.Config {
-	c := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+	c := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+	}
 	for _, pair := range lc.TLS {
 		if pair.Certificate != nil {
 			c.Certificates = append(c.Certificates, *pair.Certificate)

@@ -41,7 +41,10 @@ func (s *H2Switch) ServeConn(c net.Conn) {
 		return
 	}
 	defer c.Close()
-	s.srv.ServeConn(c, &http2.ServeConnOpts{Handler: &h2Bridge{h: s.h, remote: c.RemoteAddr(), local: c.LocalAddr()}})
+	// The listener's header limit bounds HTTP/2 header blocks too (and so
+	// CONTINUATION floods); x/net/http2 also limits streams and resets.
+	base := &http.Server{MaxHeaderBytes: s.h.Config().MaxHeaderBytes}
+	s.srv.ServeConn(c, &http2.ServeConnOpts{BaseConfig: base, Handler: &h2Bridge{h: s.h, remote: c.RemoteAddr(), local: c.LocalAddr()}})
 }
 
 // h2Bridge turns one HTTP/2 stream into an HTTP/1.1 exchange with the core.
