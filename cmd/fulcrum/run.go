@@ -99,7 +99,12 @@ func serve(ctx context.Context, cfg *config.Config, path string, logw io.Writer,
 	log := newLogger(cfg, logw)
 	opts := app.Options{ConfigPath: path, Logger: log, Version: version}
 	if cfg.Log.Access {
-		opts.Access = accessLogger(log)
+		// Access lines go through a buffer flushed a few times a second:
+		// a write system call per request would cost as much as the
+		// forwarding itself.
+		bw := newFlushingWriter(logw, 200*time.Millisecond)
+		defer bw.Close()
+		opts.Access = accessLogger(newLogger(cfg, bw))
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
