@@ -44,6 +44,10 @@ type Config struct {
 	// requests and tunnels before closing them (key shutdown_timeout,
 	// default 30s).
 	ShutdownTimeout time.Duration
+	// Keyring is the machine key ring file (key keyring, optional; required
+	// by persistence mode cookie; the file must exist). A relative path is
+	// resolved against the configuration file's directory.
+	Keyring string
 	// Listeners accept client traffic (key listeners, required, at least one).
 	Listeners []Listener
 	// Pools are groups of servers that listeners forward to (key pools,
@@ -224,6 +228,9 @@ type Pool struct {
 	// MaxIdle is how many idle upstream connections are kept per server
 	// (key max_idle, default 64, 0 keeps none).
 	MaxIdle int
+	// Persistence keeps clients on their session's server (key
+	// persistence; see persist.go).
+	Persistence Persistence
 }
 
 // PoolTimeouts bound upstream connections.

@@ -98,6 +98,7 @@ func (df defaulter) pool(p *Pool, path string) {
 		setDefault(df, join(sp, "max_queue"), &s.MaxQueue, queue)
 	}
 	df.keepalive(&p.Keepalive, join(path, "keepalive"))
+	df.persistence(&p.Persistence, join(path, "persistence"))
 }
 
 func (df defaulter) keepalive(k *Keepalive, path string) {

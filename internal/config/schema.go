@@ -23,6 +23,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			})
 		},
 		"shutdown_timeout": d.duration(&c.ShutdownTimeout),
+		"keyring":          d.str(&c.Keyring),
 		"listeners": func(v *yaml.Node, path string) {
 			d.list(v, path, func(v *yaml.Node, path string) {
 				c.Listeners = append(c.Listeners, d.listener(v, path))
@@ -127,6 +128,9 @@ func (d *decoder) pool(v *yaml.Node, path string) Pool {
 				"response": d.duration(&t.Response),
 				"idle":     d.duration(&t.Idle),
 			})
+		},
+		"persistence": func(v *yaml.Node, path string) {
+			d.persistence(v, path, &p.Persistence)
 		},
 		"client_ip": d.str(&p.ClientIP),
 		"retries":   d.integer(&p.Retries),

@@ -36,6 +36,7 @@ func validate(c *Config, b *book) {
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
+	v.keyringFile()
 
 	v.unique("pools", len(c.Pools), func(i int) string { return c.Pools[i].Name }, "pool")
 	v.unique("listeners", len(c.Listeners), func(i int) string { return c.Listeners[i].Name }, "listener")

@@ -35,6 +35,9 @@ func (v *validator) pool(p *Pool, path string) {
 	if kp := join(path, "keepalive"); !v.bad[kp] {
 		v.keepalive(&p.Keepalive, kp)
 	}
+	if pp := join(path, "persistence"); !v.bad[pp] {
+		v.persistence(&p.Persistence, pp)
+	}
 }
 
 func (v *validator) server(s *Server, path string) {
