@@ -69,6 +69,7 @@ type Target struct {
 	ResponseTimeout time.Duration
 	Retries         int
 	ClientIP        ClientIP // how servers learn the client's address
+	Persist         *Persistence
 
 	// Observe, when set, learns of each exchange with a server: passive
 	// health counts failures toward fall.

@@ -40,6 +40,7 @@ type fixtureOpts struct {
 	maxHeader       int
 	clientIP        httpproxy.ClientIP
 	cors            *httpproxy.CORS
+	persist         *httpproxy.Persistence
 	trusted         []netip.Prefix
 }
 
@@ -73,6 +74,11 @@ func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *
 		t.Fatal(err)
 	}
 	f.target = &httpproxy.Target{Pool: p, Picker: picker, ConnectTimeout: time.Second, ResponseTimeout: o.responseTimeout, Retries: o.retries, ClientIP: o.clientIP}
+	if o.persist != nil {
+		o.persist.Pool = "app"
+		o.persist.Index(f.servers)
+		f.target.Persist = o.persist
+	}
 	for _, s := range f.servers {
 		up := httpproxy.NewUpstream(s, httpproxy.UpstreamOptions{MaxIdle: 16, IdleTimeout: time.Minute})
 		f.target.Upstreams = append(f.target.Upstreams, up)

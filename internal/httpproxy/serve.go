@@ -31,6 +31,9 @@ type clientConn struct {
 	tried   [8]int
 	in      balance.Input // per request; a field so it does not escape per call
 	cors    *CORS         // the matched route's policy, if any
+	pin     pin           // persistence for the request
+	keyBuf  []byte        // persistence key storage
+	extra   []byte        // response fields fulcrum adds (Set-Cookie)
 	xff     [][]byte
 }
 
@@ -173,11 +176,23 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 	cc.in = balance.Input{Tried: cc.tried[:0]}
 	in := &cc.in
 	cc.hashKey(t, in)
+	cc.extra = cc.extra[:0]
+	cc.lookupPin(t)
+	if cc.pin.stale && t.Persist.Fail {
+		// on_down: fail — the session's server is gone; say so rather
+		// than send the client to a server without its session.
+		return cc.fail(ErrNoServer), rule, t
+	}
 
 	var lastErr error
 	var lastSrv *pool.Server
 	for attempt := 0; ; attempt++ {
-		idx := t.Picker.Pick(in)
+		idx := -1
+		if attempt == 0 && cc.pin.server >= 0 {
+			idx = cc.pin.server // pinned clients reach their server, draining or not
+		} else {
+			idx = t.Picker.Pick(in)
+		}
 		if idx < 0 && len(in.Tried) > 0 {
 			// Every usable server was tried: retries may go to them again.
 			in.Tried = in.Tried[:0]
@@ -190,7 +205,7 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 			break
 		}
 		var retry bool
-		o, retry = cc.exchange(cfg, t, t.Upstreams[idx])
+		o, retry = cc.exchange(cfg, t, idx)
 		if o.err == nil || o.replied {
 			return o, rule, t
 		}
@@ -230,7 +245,8 @@ func (cc *clientConn) hashKey(t *Target, in *balance.Input) {
 
 // exchange sends the request to one server and relays its response. retry
 // reports whether the request may go to another server after err.
-func (cc *clientConn) exchange(cfg *Config, t *Target, up *Upstream) (o outcome, retry bool) {
+func (cc *clientConn) exchange(cfg *Config, t *Target, idx int) (o outcome, retry bool) {
+	up := t.Upstreams[idx]
 	srv := up.srv
 	o.server = srv
 	req := &cc.req
@@ -303,6 +319,7 @@ func (cc *clientConn) exchange(cfg *Config, t *Target, up *Upstream) (o outcome,
 		return cc.tunnel(cfg, uc, o), false
 	}
 
+	cc.learnPin(t, idx, resp)
 	closeClient := req.close || req.minor == 0 || cc.h.draining.Load()
 	n, werr, rerr := cc.writeResponse(cfg, uc, resp, closeClient)
 	o.bytes, o.replied = n, true

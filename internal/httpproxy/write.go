@@ -226,6 +226,7 @@ func (cc *clientConn) writeResponse(cfg *Config, uc *upConn, resp *response, clo
 	if cc.cors != nil {
 		b = cc.corsHeaders(cc.cors, b)
 	}
+	b = append(b, cc.extra...)
 	// HTTP/1.0 clients get no chunked coding: the body runs to close.
 	chunkOut := req.minor == 1
 	switch resp.framing {

@@ -1,0 +1,161 @@
+package httpproxy
+
+import (
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/persist"
+	"github.com/fulcrumlb/fulcrum/internal/pool"
+)
+
+// PersistMode is how a pool keeps clients on their server.
+type PersistMode uint8
+
+const (
+	PersistNone      PersistMode = iota
+	PersistSourceIP              // table keyed by the client's address prefix
+	PersistCookie                // a sealed cookie fulcrum inserts names the server
+	PersistAppCookie             // table keyed by the application's session cookie (and URL id)
+	PersistURL                   // table keyed by a session id in the URL
+)
+
+// Persistence is a pool's stickiness as the forwarder applies it.
+type Persistence struct {
+	Mode      PersistMode
+	Pool      string         // the pool's name: binds sealed cookies to it
+	Table     *persist.Table // source_ip, app_cookie, url
+	Cookie    string         // cookie mode: the cookie fulcrum sets
+	AppCookie string         // app_cookie mode: the application's cookie
+	URL       persist.URLMode
+	HasURL    bool
+	Mask      persist.SourceMask
+	Timeout   time.Duration  // cookie validity
+	Fail      bool           // on_down: fail (503) instead of redispatch
+	Sealer    persist.Sealer // cookie mode
+	Secure    bool           // cookie mode: the listener is https
+
+	byName map[string]int
+}
+
+// Index maps server names to their index in the pool; call once after
+// setting the fields, before use.
+func (p *Persistence) Index(servers []*pool.Server) {
+	p.byName = make(map[string]int, len(servers))
+	for i, s := range servers {
+		p.byName[s.Name()] = i
+	}
+}
+
+// pin is what persistence found for one request.
+type pin struct {
+	key      []byte // table key (aliases the request or cc.keyBuf)
+	server   int    // pinned server index, -1 when none
+	valid    bool   // the request carried a pin naming a live server
+	stale    bool   // the request's pin names a server that cannot take it
+	cookieOK bool   // cookie mode: the request's cookie names the chosen server
+}
+
+// lookupPin finds the server a request is pinned to.
+func (cc *clientConn) lookupPin(t *Target) {
+	p := t.Persist
+	cc.pin = pin{server: -1}
+	if p == nil || p.Mode == PersistNone {
+		return
+	}
+	var name string
+	var ok bool
+	switch p.Mode {
+	case PersistSourceIP:
+		cc.keyBuf = p.Mask.AppendKey(cc.keyBuf[:0], cc.id.client)
+		cc.pin.key = cc.keyBuf
+		name, ok = p.Table.Lookup(cc.pin.key)
+	case PersistCookie:
+		v, found := persist.CookieValue(cc.req.header("cookie"), p.Cookie)
+		if found {
+			s, err := persist.DecodeCookie(p.Sealer, p.Pool, string(v))
+			name, ok = s, err == nil
+		}
+	case PersistAppCookie, PersistURL:
+		var v []byte
+		var found bool
+		if p.Mode == PersistAppCookie {
+			v, found = persist.CookieValue(cc.req.header("cookie"), p.AppCookie)
+		}
+		if !found && p.HasURL {
+			v, found = p.URL.SessionID(cc.req.target)
+		}
+		if found && len(v) > 0 {
+			cc.keyBuf = append(cc.keyBuf[:0], v...)
+			cc.pin.key = cc.keyBuf
+			name, ok = p.Table.Lookup(cc.pin.key)
+		}
+	}
+	if !ok {
+		return
+	}
+	i, known := p.byName[name]
+	if !known {
+		cc.pin.stale = true
+		return
+	}
+	if !t.Pool.Servers()[i].Reachable() {
+		cc.pin.stale = true
+		return
+	}
+	cc.pin.server, cc.pin.valid = i, true
+}
+
+// learnPin records where the request went, after a response from server i:
+// the table entry for the request's key, ids the application handed out in
+// Set-Cookie or Location, and the cookie fulcrum must set. It appends any
+// Set-Cookie field of fulcrum's own to cc.extra.
+func (cc *clientConn) learnPin(t *Target, i int, resp *response) {
+	p := t.Persist
+	if p == nil || p.Mode == PersistNone {
+		return
+	}
+	srv := t.Pool.Servers()[i]
+	switch p.Mode {
+	case PersistSourceIP:
+		if !cc.pin.valid || cc.pin.server != i {
+			p.Table.Pin(cc.pin.key, srv.Name())
+		}
+	case PersistCookie:
+		if cc.pin.valid && cc.pin.server == i {
+			return
+		}
+		v, err := persist.EncodeCookie(p.Sealer, p.Pool, srv.Name(), p.Timeout)
+		if err != nil {
+			cc.h.log.Warn("sealing persistence cookie", "pool", p.Pool, "err", err)
+			return
+		}
+		cc.extra = append(cc.extra, "Set-Cookie: "...)
+		cc.extra = append(cc.extra, persist.SetCookieValue(p.Cookie, v, p.Timeout, p.Secure)...)
+		cc.extra = append(cc.extra, "\r\n"...)
+	case PersistAppCookie, PersistURL:
+		// An id the client already carried, seen for the first time or
+		// moved to another server, is pinned where it went.
+		if len(cc.pin.key) > 0 && (!cc.pin.valid || cc.pin.server != i) {
+			p.Table.Pin(cc.pin.key, srv.Name())
+		}
+		now := time.Now()
+		for k := range resp.fields {
+			f := &resp.fields[k]
+			switch {
+			case p.Mode == PersistAppCookie && equalFold(f.name, "set-cookie"):
+				v, act := persist.ParseSetCookie(f.value, p.AppCookie, now)
+				switch act {
+				case persist.CookieSet:
+					p.Table.Pin(v, srv.Name())
+				case persist.CookieDelete:
+					if len(cc.pin.key) > 0 {
+						p.Table.Delete(string(cc.pin.key))
+					}
+				}
+			case p.HasURL && equalFold(f.name, "location"):
+				if v, ok := p.URL.SessionID(f.value); ok && len(v) > 0 {
+					p.Table.Pin(v, srv.Name())
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,180 @@
+package httpproxy_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/httpproxy"
+	"github.com/fulcrumlb/fulcrum/internal/persist"
+	"github.com/fulcrumlb/fulcrum/internal/pool"
+	"github.com/fulcrumlb/fulcrum/keyring"
+)
+
+// sessionApps starts n apps that answer their name; an app hands out an
+// ASP.NET-style session cookie on /login.
+func sessionApps(t *testing.T, n int) []string {
+	t.Helper()
+	var addrs []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("s%d", i)
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/login":
+				http.SetCookie(w, &http.Cookie{Name: "ASP.NET_SessionId", Value: "sess-" + name + "-" + r.URL.Query().Get("u"), Path: "/"})
+			case "/logout":
+				http.SetCookie(w, &http.Cookie{Name: "ASP.NET_SessionId", Value: "", Path: "/", MaxAge: -1})
+			case "/cookieless":
+				http.Redirect(w, r, "/(S(abc"+name+"))/home.aspx", http.StatusFound)
+				return
+			}
+			fmt.Fprint(w, name)
+		}))
+		t.Cleanup(s.Close)
+		addrs = append(addrs, s.Listener.Addr().String())
+	}
+	return addrs
+}
+
+func fetchWith(t *testing.T, c *http.Client, url string, hdr ...string) (string, *http.Response) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b), resp
+}
+
+func noRedirect(jar http.CookieJar) *http.Client {
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func TestPersistSourceIP(t *testing.T) {
+	table := persist.NewTable(persist.Options{Timeout: time.Minute, MaxEntries: 100})
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistSourceIP, Table: table, Mask: persist.SourceMask{V4: 24, V6: 64}}}, sessionApps(t, 3)...)
+	first, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/")
+	for i := 0; i < 10; i++ {
+		if got, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/"); got != first {
+			t.Fatalf("request %d went to %s, pinned to %s", i, got, first)
+		}
+	}
+	if e, ok := table.Peek("127.0.0.0"); !ok || e.Server != first {
+		t.Fatalf("table entry for 127.0.0.0/24 = %+v %v, want %s", e, ok, first)
+	}
+	srv := f.target.Pool.Server(first)
+	// Draining keeps pinned clients coming.
+	srv.SetAdmin(pool.AdminDraining)
+	if got, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/"); got != first {
+		t.Fatalf("draining server lost its pinned client to %s", got)
+	}
+	// Down: redispatch to another server and re-pin there.
+	srv.SetAdmin(pool.AdminNone)
+	srv.SetHealth(pool.HealthDown)
+	moved, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/")
+	if moved == first {
+		t.Fatalf("request still went to the down server")
+	}
+	srv.SetHealth(pool.HealthUp)
+	if got, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/"); got != moved {
+		t.Fatalf("after redispatch the client went to %s, want it re-pinned to %s", got, moved)
+	}
+}
+
+func TestPersistOnDownFail(t *testing.T) {
+	table := persist.NewTable(persist.Options{Timeout: time.Minute, MaxEntries: 100})
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistSourceIP, Table: table, Mask: persist.SourceMask{V4: 32, V6: 128}, Fail: true}}, sessionApps(t, 2)...)
+	first, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/")
+	f.target.Pool.Server(first).SetHealth(pool.HealthDown)
+	if _, resp := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/"); resp.StatusCode != 503 {
+		t.Fatalf("on_down fail: status %d, want 503", resp.StatusCode)
+	}
+}
+
+func TestPersistSealedCookie(t *testing.T) {
+	ring, err := keyring.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistCookie, Cookie: "FULCRUM", Sealer: ring, Timeout: 30 * time.Minute}}, sessionApps(t, 3)...)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	first, resp := fetchWith(t, client, "http://"+f.addr+"/")
+	sc := resp.Header.Get("Set-Cookie")
+	if !strings.HasPrefix(sc, "FULCRUM=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "Max-Age=1800") {
+		t.Fatalf("Set-Cookie = %q", sc)
+	}
+	if strings.Contains(sc, first) || strings.Contains(sc, "127.0.0.1") {
+		t.Fatalf("cookie reveals the server: %q", sc)
+	}
+	for i := 0; i < 10; i++ {
+		got, resp := fetchWith(t, client, "http://"+f.addr+"/")
+		if got != first {
+			t.Fatalf("request %d went to %s, cookie pins %s", i, got, first)
+		}
+		if resp.Header.Get("Set-Cookie") != "" {
+			t.Fatalf("cookie set again on a pinned request")
+		}
+	}
+	// A forged or tampered cookie is ignored: balanced and re-issued.
+	_, resp = fetchWith(t, http.DefaultClient, "http://"+f.addr+"/", "Cookie", "FULCRUM="+strings.Repeat("A", 60))
+	if !strings.HasPrefix(resp.Header.Get("Set-Cookie"), "FULCRUM=") {
+		t.Fatalf("tampered cookie not replaced")
+	}
+}
+
+func TestPersistAppCookieAndURL(t *testing.T) {
+	table := persist.NewTable(persist.Options{Timeout: time.Minute, MaxEntries: 100})
+	um, _ := persist.ParseURLMode("asp")
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistAppCookie, AppCookie: "ASP.NET_SessionId", Table: table, URL: um, HasURL: true}}, sessionApps(t, 3)...)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	who, _ := fetchWith(t, client, "http://"+f.addr+"/login?u=alice")
+	for i := 0; i < 10; i++ {
+		if got, _ := fetchWith(t, client, "http://"+f.addr+"/page"); got != who {
+			t.Fatalf("request %d with the session cookie went to %s, session lives on %s", i, got, who)
+		}
+	}
+	if n := table.Counts()[who]; n != 1 {
+		t.Fatalf("table holds %d entries for %s, want 1", n, who)
+	}
+	// The same id seen in a cookieless URL reaches the same server.
+	id := "sess-" + who + "-alice"
+	if got, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/(S("+id+"))/page.aspx"); got != who {
+		t.Fatalf("cookieless URL with the id went to %s, want %s", got, who)
+	}
+	// Logout deletes the entry.
+	fetchWith(t, client, "http://"+f.addr+"/logout")
+	if _, ok := table.Peek(id); ok {
+		t.Fatalf("entry survived the application deleting its cookie")
+	}
+	// An id handed out in a redirect's Location is learned too.
+	c := noRedirect(nil)
+	_, resp := fetchWith(t, c, "http://"+f.addr+"/cookieless")
+	loc := resp.Header.Get("Location")
+	issuer := strings.TrimSuffix(strings.TrimPrefix(loc, "/(S(abc"), "))/home.aspx")
+	if got, _ := fetchWith(t, c, "http://"+f.addr+loc); got != issuer {
+		t.Fatalf("URL id from Location went to %s, issued by %s", got, issuer)
+	}
+}
+
+func TestPersistWebSocketFollowsPin(t *testing.T) {
+	table := persist.NewTable(persist.Options{Timeout: time.Minute, MaxEntries: 100})
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistSourceIP, Table: table, Mask: persist.SourceMask{V4: 32, V6: 128}}}, sessionApps(t, 3)...)
+	first, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/")
+	// An upgrade request the apps refuse still goes where the pin says.
+	got, _ := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/ws", "Connection", "Upgrade", "Upgrade", "websocket")
+	if got != first {
+		t.Fatalf("upgrade request went to %s, pinned to %s", got, first)
+	}
+}
