@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"strconv"
@@ -8,8 +9,10 @@ import (
 )
 
 // copyWindow bounds one splice/copy step so that the idle deadline can be
-// pushed back between steps: a long download stays alive while it moves.
-const copyWindow = 4 << 20
+// pushed back between steps: a transfer stays alive while each window of
+// 256 KiB moves within the timeout (a slow but steady one included), and a
+// stalled one is cut.
+const copyWindow = 256 << 10
 
 // copyN moves exactly n bytes from src (its buffer first, then its
 // connection) to dst. Bytes move connection to connection through
@@ -129,12 +132,13 @@ func validChunkExt(b []byte) bool {
 		b = b[i:]
 		return i > 0
 	}
+	if len(b) == 0 {
+		return true
+	}
 	for {
+		// BWS is allowed only before a ";" that starts an extension.
 		ws()
-		if len(b) == 0 {
-			return true
-		}
-		if b[0] != ';' {
+		if len(b) == 0 || b[0] != ';' {
 			return false
 		}
 		b = b[1:]
@@ -143,7 +147,10 @@ func validChunkExt(b []byte) bool {
 			return false
 		}
 		ws()
-		if len(b) == 0 || b[0] != '=' {
+		if len(b) == 0 {
+			return true
+		}
+		if b[0] != '=' {
 			continue
 		}
 		b = b[1:]
@@ -172,6 +179,10 @@ func validChunkExt(b []byte) bool {
 			}
 		} else if !token() {
 			return false
+		}
+		ws()
+		if len(b) == 0 {
+			return true
 		}
 	}
 }
@@ -234,6 +245,9 @@ func copyChunked(dst net.Conn, src *reader, strict, chunked bool, limit int64, i
 		}
 		if len(line) == 0 || len(line) == 1 && line[0] == '\r' {
 			break
+		}
+		if strict && !validTrailerField(line[:len(line)-1]) {
+			return total, ErrBadChunk
 		}
 		if i == maxHeaders {
 			return total, ErrBadChunk
@@ -329,4 +343,11 @@ func noEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
+}
+
+// validTrailerField checks one trailer line (without its CRLF) as a header
+// field: a token name, a colon, a valid value; no folding.
+func validTrailerField(line []byte) bool {
+	colon := bytes.IndexByte(line, ':')
+	return colon > 0 && isToken(line[:colon]) && validValue(line[colon+1:])
 }

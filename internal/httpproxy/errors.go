@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 )
 
 // DialError is a failure to connect to a server. Nothing was sent, so the
@@ -47,6 +48,10 @@ func statusFor(err error) int {
 		return 413
 	case errors.Is(err, ErrBadVersion):
 		return 505
+	case errors.As(err, new(*clientError)) && isTimeout(err):
+		return 408
+	case errors.As(err, new(*clientError)):
+		return 400
 	case errors.Is(err, ErrMethodCONNECT):
 		return 501
 	case isClientError(err):
@@ -75,17 +80,69 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// serverSide reports whether an error from a copy between the client and the
-// server connection uc came from the server's side.
+// serverSide reports whether a failed copy of the response body from the
+// server connection to the client was the server's doing. Spliced copies
+// report one error for both ends, so the connections are asked: a server
+// connection that is closed or reset failed; one that is stalled with no
+// data pending while the copy timed out stalled; one with data pending
+// is waiting for a client that stopped reading.
 func serverSide(err error, uc *upConn) bool {
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, ErrRespBadChunk) {
 		return true
 	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Addr != nil {
-		return op.Addr.String() == uc.conn.RemoteAddr().String()
+	pending, closed := peekState(uc.conn)
+	switch {
+	case closed:
+		return true
+	case isTimeout(err):
+		return !pending
 	}
 	return false
+}
+
+// clientSideBody reports whether a failed copy of the request body from the
+// client to server uc was the client's doing: a malformed or oversized
+// body, a client that went away, or one that stalled (nothing pending from
+// it while the server still reads).
+func (cc *clientConn) clientSideBody(err error, uc *upConn) bool {
+	switch {
+	case errors.Is(err, ErrBadChunk), errors.Is(err, ErrBodyTooLarge), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	if _, closed := peekState(uc.conn); closed {
+		return false
+	}
+	if isTimeout(err) {
+		pending, _ := peekState(cc.conn)
+		return !pending
+	}
+	return true
+}
+
+// peekState looks at a connection without blocking: whether bytes are
+// waiting to be read, and whether the peer closed or reset it.
+func peekState(c net.Conn) (pending, closed bool) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false, true
+	}
+	var b [1]byte
+	rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN:
+		case err != nil || n == 0:
+			closed = true
+		default:
+			pending = true
+		}
+		return true
+	})
+	return pending, closed
 }
 
 // clientError is a failure on the client's side of an exchange (its body

@@ -114,8 +114,16 @@ func TestPersistSealedCookie(t *testing.T) {
 	if !strings.HasPrefix(sc, "FULCRUM=") || !strings.Contains(sc, "HttpOnly") || !strings.Contains(sc, "Max-Age=1800") {
 		t.Fatalf("Set-Cookie = %q", sc)
 	}
-	if strings.Contains(sc, first) || strings.Contains(sc, "127.0.0.1") {
+	// Sealed: no address in clear, and only the key ring opens it.
+	value := strings.TrimPrefix(strings.SplitN(sc, ";", 2)[0], "FULCRUM=")
+	if strings.Contains(sc, "127.0.0.1") || strings.Contains(sc, f.target.Pool.Server(first).Address()) {
 		t.Fatalf("cookie reveals the server: %q", sc)
+	}
+	if name, err := persist.DecodeCookie(ring, "app", value); err != nil || name != first {
+		t.Fatalf("DecodeCookie = %q, %v; want %s", name, err, first)
+	}
+	if _, err := persist.DecodeCookie(ring, "other-pool", value); err == nil {
+		t.Fatalf("a cookie sealed for pool app opened for another pool")
 	}
 	for i := 0; i < 10; i++ {
 		got, resp := fetchWith(t, client, "http://"+f.addr+"/")

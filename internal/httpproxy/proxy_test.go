@@ -610,7 +610,9 @@ func TestHeadAndNoBodyResponses(t *testing.T) {
 
 func TestShutdownWaitsForInFlight(t *testing.T) {
 	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
 		<-release
 		fmt.Fprint(w, "done")
 	}))
@@ -627,9 +629,7 @@ func TestShutdownWaitsForInFlight(t *testing.T) {
 		resp.Body.Close()
 		got <- string(b)
 	}()
-	for f.handler.ActiveConns() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	<-entered // the request is at the server: in flight
 	shut := make(chan error, 1)
 	go func() { shut <- f.handler.Shutdown(context.Background()) }()
 	close(release)

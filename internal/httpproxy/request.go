@@ -246,7 +246,10 @@ func (r *request) parseRequestLine(line []byte) error {
 	case "HTTP/1.0":
 		r.minor = 0
 	default:
-		if len(proto) > 5 && string(proto[:5]) == "HTTP/" {
+		// A well-formed version other than 1.0 and 1.1 is 505; anything
+		// else (trailing garbage, lower case) is a malformed line.
+		if len(proto) == 8 && string(proto[:5]) == "HTTP/" && proto[6] == '.' &&
+			'0' <= proto[5] && proto[5] <= '9' && '0' <= proto[7] && proto[7] <= '9' {
 			return ErrBadVersion
 		}
 		return ErrBadRequestLine

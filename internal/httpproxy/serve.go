@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -88,8 +89,10 @@ func (cc *clientConn) serve() {
 		cc.rd.max = max(cfg.MaxHeaderBytes, smallBuf)
 		start, err := cc.readHead(cfg)
 		if err != nil {
-			if start.IsZero() || errors.Is(err, io.EOF) && len(cc.rd.buffered()) == 0 {
-				return // idle connection closed or timed out: nothing to say
+			if start.IsZero() || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				// Idle connection closed or timed out, or a client that
+				// went away mid-head: nobody to answer.
+				return
 			}
 			if isTimeout(err) {
 				cc.writeError(408, "request head not received in time", true)
@@ -103,6 +106,13 @@ func (cc *clientConn) serve() {
 		cc.id.settle(&cc.req, cfg.TrustedProxies)
 		o, rule, t := cc.handle(cfg, start)
 		cc.logRequest(cfg, start, rule, t, o)
+		if o.err != nil && isTimeout(o.err) {
+			// A client that stopped reading: reset rather than close, so
+			// the kernel drops what it still holds for it at once.
+			if tc, ok := cc.conn.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+		}
 		if !o.keep || cc.h.draining.Load() {
 			return
 		}
@@ -130,7 +140,21 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 	cc.conn.SetReadDeadline(start.Add(cfg.ClientHeader))
 	scanned := 0
 	for {
+		// RFC 9112 2.2: empty lines before a request line are ignored
+		// (a few: more would be a way to hold the connection).
+		for skipped := 0; skipped < 4; skipped++ {
+			b := rd.buffered()
+			if len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+				rd.discard(2)
+				scanned = 0
+				continue
+			}
+			break
+		}
 		if end := findHeadEnd(rd.buffered(), scanned); end >= 0 {
+			if end > cfg.MaxHeaderBytes {
+				return start, ErrHeaderTooLarge
+			}
 			if err := parseRequest(rd.buffered()[:end], &cc.req); err != nil {
 				return start, err
 			}
@@ -138,6 +162,9 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 			return start, nil
 		}
 		scanned = len(rd.buffered())
+		if scanned >= cfg.MaxHeaderBytes {
+			return start, ErrHeaderTooLarge
+		}
 		if err := rd.fill(); err != nil {
 			if err == errFull {
 				return start, ErrHeaderTooLarge
@@ -400,8 +427,22 @@ func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc
 			_, err = copyChunked(uc.conn, &cc.rd, true, true, cfg.MaxBody, cfg.ClientBody)
 		}
 		if err != nil {
-			uc.close()
-			return nil, nil, sent, false, &clientError{err}
+			// The body is half consumed: the client connection cannot
+			// carry another request whatever happens now.
+			cc.req.close = true
+			if cc.clientSideBody(err, uc) {
+				uc.close()
+				return nil, nil, sent, false, &clientError{err}
+			}
+			// The server stopped reading: it may have answered early
+			// (413, 401...); relay that answer when there is one.
+			resp, rerr := cc.readResponseHead(uc, t, time.Now().Add(-t.ResponseTimeout+time.Second))
+			if rerr != nil {
+				uc.close()
+				return nil, nil, sent, false, fmt.Errorf("sending request body: %w", err)
+			}
+			resp.close = true
+			return uc, resp, sent, false, nil
 		}
 		sent = time.Now()
 	}

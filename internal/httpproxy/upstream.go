@@ -124,10 +124,6 @@ func (u *Upstream) Queued() int { return int(u.waiting.Load()) }
 // Server is the server this upstream connects to.
 func (u *Upstream) Server() *pool.Server { return u.srv }
 
-// staleAfter: an idle connection older than this is probed before reuse, since
-// the server may have closed it in the meantime.
-const staleAfter = 500 * time.Millisecond
-
 // idleConn returns a pooled connection, or nil when there is none.
 func (u *Upstream) idleConn() *upConn {
 	now := time.Now()
@@ -143,8 +139,11 @@ func (u *Upstream) idleConn() *upConn {
 		u.idle = u.idle[:n-1]
 		timeout := u.idleTimeout
 		u.mu.Unlock()
-		age := now.Sub(c.idleAt)
-		if age > timeout || age > staleAfter && !alive(c.conn) {
+		// Probe every reuse: a connection that is readable while idle was
+		// closed by the server, or holds bytes no request asked for (a
+		// confused server's late response), which must never reach the
+		// next client.
+		if now.Sub(c.idleAt) > timeout || !alive(c.conn) {
 			c.close()
 			continue
 		}

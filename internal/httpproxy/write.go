@@ -32,6 +32,23 @@ func hopByHop(name []byte) bool {
 	return false
 }
 
+// framingAlias reports a field name that some servers read as a framing
+// field: Content_Length, Transfer_Encoding (servers that map "_" to "-",
+// as CGI does). Forwarding one could make the server see two framings.
+func framingAlias(name []byte) bool {
+	if len(name) != 14 && len(name) != 17 || bytes.IndexByte(name, '_') < 0 {
+		return false
+	}
+	var buf [17]byte
+	n := copy(buf[:], name)
+	for i := range n {
+		if buf[i] == '_' {
+			buf[i] = '-'
+		}
+	}
+	return equalFold(buf[:n], "content-length") || equalFold(buf[:n], "transfer-encoding")
+}
+
 // forwarding reports whether a field carries client identity set by proxies.
 func forwarding(name []byte) bool {
 	switch len(name) {
@@ -92,7 +109,7 @@ func (cc *clientConn) writeRequestHead(cfg *Config, t *Target, up *Upstream, b [
 	cc.xff = cc.xff[:0]
 	for i := range req.fields {
 		f := &req.fields[i]
-		if hopByHop(f.name) {
+		if hopByHop(f.name) || framingAlias(f.name) {
 			continue
 		}
 		if forwarding(f.name) {
