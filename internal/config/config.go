@@ -44,6 +44,11 @@ type Config struct {
 	// requests and tunnels before closing them (key shutdown_timeout,
 	// default 30s).
 	ShutdownTimeout time.Duration
+	// DataDir is where fulcrum keeps state across restarts: persistence
+	// table snapshots (key data_dir, default "fulcrum-data" beside the
+	// configuration file; created when missing). A relative path is
+	// resolved against the configuration file's directory.
+	DataDir string
 	// Keyring is the machine key ring file (key keyring, optional; required
 	// by persistence mode cookie; the file must exist). A relative path is
 	// resolved against the configuration file's directory.
@@ -53,6 +58,8 @@ type Config struct {
 	// Pools are groups of servers that listeners forward to (key pools,
 	// required, at least one). A pool no listener uses is allowed.
 	Pools []Pool
+	// State is the session state service (key state, see state.go).
+	State *State
 }
 
 // Pool returns the pool called name, or nil.

@@ -58,6 +58,7 @@ func applyDefaults(c *Config, b *book) {
 	setDefault(df, "log.format", &c.Log.Format, defaultLogFormat)
 	setDefault(df, "log.access", &c.Log.Access, defaultLogAccess)
 	setDefault(df, "shutdown_timeout", &c.ShutdownTimeout, defaultShutdownTimeout)
+	df.state(c.State)
 	for i := range c.Listeners {
 		df.listener(&c.Listeners[i], index("listeners", i))
 	}

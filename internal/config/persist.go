@@ -1,6 +1,7 @@
 package config
 
 import (
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,12 @@ func (df defaulter) persistence(p *Persistence, path string) {
 func (v *validator) keyringFile() {
 	if v.ok("keyring") {
 		v.c.Keyring = v.file("keyring", v.c.Keyring)
+	}
+	if v.c.DataDir == "" {
+		v.c.DataDir = "fulcrum-data"
+	}
+	if !filepath.IsAbs(v.c.DataDir) {
+		v.c.DataDir = filepath.Join(v.dir, v.c.DataDir)
 	}
 }
 

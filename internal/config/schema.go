@@ -24,6 +24,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 		},
 		"shutdown_timeout": d.duration(&c.ShutdownTimeout),
 		"keyring":          d.str(&c.Keyring),
+		"data_dir":         d.str(&c.DataDir),
 		"listeners": func(v *yaml.Node, path string) {
 			d.list(v, path, func(v *yaml.Node, path string) {
 				c.Listeners = append(c.Listeners, d.listener(v, path))
@@ -34,6 +35,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 				c.Pools = append(c.Pools, d.pool(v, path))
 			})
 		},
+		"state": func(v *yaml.Node, path string) { c.State = d.state(v, path) },
 	})
 	return c
 }

@@ -24,7 +24,10 @@ type validator struct {
 
 func validate(c *Config, b *book) {
 	v := &validator{book: b, c: c, dir: filepath.Dir(c.File)}
-	v.required("", "listeners", "pools")
+	if c.State == nil { // a dedicated state host runs only the service
+		v.required("", "listeners", "pools")
+	}
+	v.state(c.State)
 	v.nonEmptyList("listeners", len(c.Listeners))
 	v.nonEmptyList("pools", len(c.Pools))
 	if v.ok("admin.listen") {
