@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/fulcrumlb/fulcrum/internal/persist"
 	"github.com/fulcrumlb/fulcrum/internal/pool"
 )
 
@@ -42,6 +43,18 @@ type Runtime interface {
 	// Rehash makes the server's keepalive re-learn its reference hash. An
 	// *APIError is rendered as is; any other error becomes a 409.
 	Rehash(pool, server string) error
+	// Persistence returns a pool's persistence table, and false when the
+	// pool keeps none (no persistence, or a cookie mode with no table).
+	Persistence(pool string) (PersistTable, bool)
+}
+
+// PersistTable is what the API reads and changes of a persistence table.
+type PersistTable interface {
+	Len() int
+	Counts() map[string]int
+	Peek(key string) (persist.Entry, bool)
+	Delete(key string) bool
+	Timeout() time.Duration
 }
 
 // CheckSummary is the latest keepalive verdict of a server.
@@ -140,6 +153,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST "+srv+"/rehash", s.rehash)
 	s.mux.HandleFunc("GET "+srv+"/checks", s.checks)
 	s.mux.HandleFunc("POST /api/v1/reload", s.reload)
+	s.mux.HandleFunc("GET /api/v1/pools/{pool}/persistence", s.persistence)
+	s.mux.HandleFunc("DELETE /api/v1/pools/{pool}/persistence", s.persistenceDelete)
 	s.mux.Handle("GET /metrics", metricsHandler(s.reg, s.log))
 	// Profiles of the running process, behind the same access rules as the
 	// rest of the API: how bench/README.md's profiles were taken.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fulcrumlb/fulcrum/internal/admin"
+	"github.com/fulcrumlb/fulcrum/internal/persist"
 	"github.com/fulcrumlb/fulcrum/internal/pool"
 )
 
@@ -26,6 +27,14 @@ type fakeRuntime struct {
 	rehashed  []string
 	last      map[string]admin.CheckSummary
 	checks    map[string]any
+	tables    map[string]*persist.Table
+}
+
+func (f *fakeRuntime) Persistence(p string) (admin.PersistTable, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.tables[p]
+	return t, ok
 }
 
 var _ admin.Runtime = (*fakeRuntime)(nil)
@@ -41,6 +50,7 @@ func newFakeRuntime() *fakeRuntime {
 		},
 		last:   map[string]admin.CheckSummary{},
 		checks: map[string]any{},
+		tables: map[string]*persist.Table{"app": persist.NewTable(persist.Options{Timeout: time.Hour, MaxEntries: 100})},
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/fulcrumlb/fulcrum/internal/listener"
 	"github.com/fulcrumlb/fulcrum/internal/pool"
 	"github.com/fulcrumlb/fulcrum/internal/tcpproxy"
+	"github.com/fulcrumlb/fulcrum/keyring"
 )
 
 // Options configure an App.
@@ -51,6 +52,10 @@ type App struct {
 	adminLn  net.Listener
 	group    sync.WaitGroup
 	stopped  bool
+
+	tables tables                      // persistence tables by pool
+	ring   atomic.Pointer[keyring.Ring] // the farm's key ring, if configured
+	state  *stateService                // the session state service, if configured
 }
 
 // live is a running listener and its handler.
@@ -80,6 +85,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if err := a.apply(cfg); err != nil {
 		a.health.Stop()
 		a.closeAll()
+		a.closeTables()
+		return nil, err
+	}
+	if err := a.startState(ctx, cfg); err != nil {
+		a.Shutdown(context.Background())
 		return nil, err
 	}
 	if err := a.startAdmin(cfg); err != nil {
@@ -106,6 +116,11 @@ func (a *App) startAdmin(cfg *config.Config) error {
 	srv, err := admin.New(admin.Options{Runtime: runtime{a}, Token: token, Logger: a.log.With("room", "admin"), Version: a.opts.Version})
 	if err != nil {
 		return err
+	}
+	if a.state != nil {
+		if err := srv.Register(a.state.srv.Collector()); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
@@ -165,6 +180,9 @@ func (a *App) apply(cfg *config.Config) error {
 		return errors.New("shutting down")
 	}
 	prev := a.g.Load()
+	if err := a.loadKeyring(cfg); err != nil {
+		return err
+	}
 	g, err := a.buildPools(cfg, prev)
 	if err != nil {
 		return err
@@ -243,6 +261,7 @@ func (a *App) apply(cfg *config.Config) error {
 	}
 	a.listeners = next
 	a.pruneUpstreams(g)
+	a.pruneTables(cfg)
 	return nil
 }
 
@@ -379,7 +398,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.adminSrv.Shutdown(ctx)
 	}
 	a.health.Stop()
+	a.stopState(ctx)
 	a.group.Wait()
+	a.closeTables()
 	a.upMu.Lock()
 	for _, u := range a.upstreams {
 		u.Close()

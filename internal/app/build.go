@@ -70,6 +70,11 @@ func (a *App) buildPools(cfg *config.Config, prev *graph) (*graph, error) {
 				return nil, fmt.Errorf("pool %q: %w", pc.Name, err)
 			}
 		}
+		persistence, err := a.persistence(cfg, pc, servers, a.ring.Load(), onlyHTTPS(cfg, pc.Name))
+		if err != nil {
+			return nil, err
+		}
+		t.Persist = persistence
 		switch pc.Balance {
 		case "source_hash":
 			t.HashBy = httpproxy.HashSource
@@ -91,6 +96,25 @@ func (a *App) buildPools(cfg *config.Config, prev *graph) (*graph, error) {
 		g.targets[p.Name()] = t
 	}
 	return g, nil
+}
+
+// onlyHTTPS reports whether every listener that routes to the pool is https:
+// then fulcrum's persistence cookie is marked Secure.
+func onlyHTTPS(cfg *config.Config, poolName string) bool {
+	seen := false
+	for _, l := range cfg.Listeners {
+		uses := l.Pool == poolName
+		for _, r := range l.Routes {
+			uses = uses || r.Pool == poolName
+		}
+		if uses {
+			if l.Protocol != "https" {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
 }
 
 // healthSpecs lists the servers to check under cfg.

@@ -50,3 +50,11 @@ func (r runtime) Rehash(poolName, server string) error {
 	c.Rehash()
 	return nil
 }
+
+func (r runtime) Persistence(poolName string) (admin.PersistTable, bool) {
+	t := r.a.table(poolName)
+	if t == nil {
+		return nil, false
+	}
+	return t, true
+}
