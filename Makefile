@@ -12,15 +12,19 @@ BENCH_ARGS ?=
 export FULCRUM_TEST_REDIS_ADDR ?= 127.0.0.1:6379
 export FULCRUM_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: test services vet fmt-check unit fuzz-short fuzz bench build
+.PHONY: test services browser-deps vet fmt-check unit fuzz-short fuzz bench build
 
 ## test: services up, vet, gofmt, short fuzz, then the race-enabled tests.
 ## The unit tests run last so the output closes on go test's own summary.
-test: services vet fmt-check fuzz-short unit
+test: services browser-deps vet fmt-check fuzz-short unit
 
 ## services: Redis and PostgreSQL on loopback (installs and starts them if absent).
 services:
 	bash scripts/services.sh
+
+## browser-deps: node, Debian chromium and e2e/browser/node_modules for the browser test (installs what is missing).
+browser-deps:
+	bash scripts/browser.sh
 
 vet:
 	$(GO) vet ./...
