@@ -53,7 +53,7 @@ type App struct {
 	group    sync.WaitGroup
 	stopped  bool
 
-	tables tables                      // persistence tables by pool
+	tables tables                       // persistence tables by pool
 	ring   atomic.Pointer[keyring.Ring] // the farm's key ring, if configured
 	state  *stateService                // the session state service, if configured
 }
