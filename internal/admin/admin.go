@@ -139,6 +139,13 @@ func (s *Server) Register(c prometheus.Collector) error {
 	return nil
 }
 
+// Mount serves h for an http.ServeMux pattern (e.g. "GET /api/v1/cluster")
+// behind the API's access rules: how other rooms (cluster, state) add their
+// own endpoints. Call it before serving.
+func (s *Server) Mount(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+}
+
 func (s *Server) routes() {
 	const srv = "/api/v1/pools/{pool}/servers/{server}"
 	s.mux.HandleFunc("GET /healthz", s.healthz)
