@@ -49,6 +49,7 @@ type App struct {
 	upMu      sync.Mutex
 
 	adminSrv *http.Server
+	adminAPI *admin.Server
 	adminLn  net.Listener
 	group    sync.WaitGroup
 	stopped  bool
@@ -122,6 +123,7 @@ func (a *App) startAdmin(cfg *config.Config) error {
 			return err
 		}
 	}
+	a.adminAPI = srv
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
