@@ -98,6 +98,19 @@ func (a *App) buildPools(cfg *config.Config, prev *graph) (*graph, error) {
 	return g, nil
 }
 
+// accessRules converts configured access rules for the forwarder.
+func accessRules(rules []config.AccessRule) []httpproxy.AccessRule {
+	var out []httpproxy.AccessRule
+	for _, r := range rules {
+		ar := httpproxy.AccessRule{Allow: r.Action == "allow", Prefixes: r.Prefixes, Methods: r.Methods, Path: r.PathRe}
+		if r.Header != nil {
+			ar.HeaderName, ar.HeaderValue = r.Header.Name, r.Header.ValueRe
+		}
+		out = append(out, ar)
+	}
+	return out
+}
+
 // onlyHTTPS reports whether every listener that routes to the pool is https:
 // then fulcrum's persistence cookie is marked Secure.
 func onlyHTTPS(cfg *config.Config, poolName string) bool {
@@ -180,6 +193,7 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		MaxHeaderBytes: int(lc.Limits.MaxHeaderBytes),
 		MaxBody:        lc.Limits.MaxBody,
 		TrustedProxies: lc.TrustedPrefixes,
+		Access:         accessRules(lc.Access),
 	}
 	routes := lc.Routes
 	if len(routes) == 0 && lc.Pool != "" {
@@ -211,6 +225,7 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 			cors.Prepare()
 		}
 		hc.CORS = append(hc.CORS, cors)
+		hc.RouteAccess = append(hc.RouteAccess, accessRules(r.Access))
 	}
 	table, err := route.New(rules)
 	if err != nil {

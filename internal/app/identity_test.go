@@ -99,3 +99,43 @@ pools:
 		t.Fatalf("a connection without PROXY header was answered: %q", b)
 	}
 }
+
+func TestAccessRulesFromConfig(t *testing.T) {
+	backend := named("app")
+	defer backend.Close()
+	web, admin := freePort(t), freePort(t)
+	start(t, fmt.Sprintf(`admin: {listen: %s}
+log: {access: false}
+listeners:
+  - name: web
+    listen: %s
+    protocol: http
+    access:
+      - {action: deny, methods: [TRACE]}
+    routes:
+      - path_prefix: /internal/
+        pool: app
+        access:
+          - {action: allow, cidr: [10.0.0.0/8]}
+          - {action: deny}
+      - pool: app
+pools:
+  - name: app
+    keepalive: {type: none}
+    servers: [{name: a, address: %q}]
+`, admin, web, backend.Listener.Addr().String()))
+	for path, want := range map[string]int{"/": 200, "/internal/x": 403} {
+		if code, _ := body(t, "http://"+web+path); code != want {
+			t.Errorf("GET %s: %d, want %d", path, code, want)
+		}
+	}
+	req, _ := http.NewRequest("TRACE", "http://"+web+"/", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("TRACE: %d, want 403", resp.StatusCode)
+	}
+}

@@ -125,7 +125,10 @@ type Listener struct {
 	// and forwarding headers fulcrum believes; default none.
 	TrustedProxies  []string
 	TrustedPrefixes []netip.Prefix `json:"-"`
-	Timeouts        ListenerTimeouts
+	// Access rules apply to every request of the listener, before routing
+	// (key access; see AccessRule).
+	Access   []AccessRule
+	Timeouts ListenerTimeouts
 	// Limits bound what clients may send (key limits).
 	Limits ListenerLimits
 }
@@ -194,6 +197,9 @@ type Route struct {
 	// CORS is the route's cross-origin policy (key cors), answered by
 	// fulcrum; nil: requests and responses pass as they are.
 	CORS *CORS
+	// Access rules apply to the route's requests after the listener's
+	// (key access; see AccessRule).
+	Access []AccessRule
 }
 
 // HeaderMatch matches a request header.

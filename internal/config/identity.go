@@ -69,6 +69,7 @@ func (v *validator) identityListener(l *Listener, path string) {
 			l.TrustedPrefixes = append(l.TrustedPrefixes, p)
 		}
 	}
+	v.accessRules(l.Access, join(path, "access"))
 	if l.AcceptProxy && len(l.TrustedProxies) == 0 && !v.bad[tp] {
 		v.errf(join(path, "accept_proxy"), "needs trusted_proxies: only those addresses may send PROXY headers")
 	}
@@ -85,6 +86,11 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// routeAccess validates a route's access rules.
+func (v *validator) routeAccess(r *Route, path string) {
+	v.accessRules(r.Access, join(path, "access"))
 }
 
 // cors validates a route's policy.

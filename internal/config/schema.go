@@ -64,6 +64,7 @@ func (d *decoder) listener(v *yaml.Node, path string) Listener {
 		},
 		"pool":            d.str(&l.Pool),
 		"accept_proxy":    d.boolean(&l.AcceptProxy),
+		"access":          d.access(&l.Access),
 		"trusted_proxies": d.stringList(&l.TrustedProxies),
 		"timeouts": func(v *yaml.Node, path string) {
 			d.fields(v, path, map[string]setter{
@@ -97,8 +98,9 @@ func (d *decoder) route(v *yaml.Node, path string) Route {
 				"value": d.str(&r.Header.Value),
 			})
 		},
-		"pool": d.str(&r.Pool),
-		"cors": func(v *yaml.Node, path string) { d.cors(v, path, &r) },
+		"pool":   d.str(&r.Pool),
+		"cors":   func(v *yaml.Node, path string) { d.cors(v, path, &r) },
+		"access": d.access(&r.Access),
 	})
 	return r
 }

@@ -328,6 +328,7 @@ func (v *validator) route(r *Route, path string) {
 	if v.present(join(path, "path_prefix")) && v.present(join(path, "path")) {
 		v.errf(join(path, "path"), "not allowed together with path_prefix")
 	}
+	v.routeAccess(r, path)
 	if cp := join(path, "cors"); r.CORS != nil && !v.bad[cp] {
 		v.cors(r.CORS, cp)
 	}

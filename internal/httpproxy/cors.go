@@ -104,7 +104,7 @@ func (cc *clientConn) corsPreflight(c *CORS) (outcome, bool) {
 	if allow == "" || !c.allowsMethod(method) || !c.allowsHeaders(req.header("access-control-request-headers")) {
 		// Refused: no CORS headers at all, so the browser blocks the call.
 		b = append(b, "HTTP/1.1 403 Forbidden\r\nVary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\nContent-Length: 0\r\n"...)
-		return cc.finishLocal(b, 403), true
+		return cc.finishLocal(b, 403, ""), true
 	}
 	b = append(b, "HTTP/1.1 204 No Content\r\nVary: Origin, Access-Control-Request-Method, Access-Control-Request-Headers\r\nAccess-Control-Allow-Origin: "...)
 	b = append(b, allow...)
@@ -127,17 +127,18 @@ func (cc *clientConn) corsPreflight(c *CORS) (outcome, bool) {
 		b = append(b, c.maxAge...)
 		b = append(b, "\r\n"...)
 	}
-	return cc.finishLocal(b, 204), true
+	return cc.finishLocal(b, 204, ""), true
 }
 
 // finishLocal ends a response fulcrum makes itself (head b without its final
 // CRLF), keeping the connection when the request left nothing unread.
-func (cc *clientConn) finishLocal(b []byte, status int) outcome {
+func (cc *clientConn) finishLocal(b []byte, status int, body string) outcome {
 	closeAfter := cc.req.framing != bodyNone || cc.req.close || cc.req.minor == 0
 	if closeAfter {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	b = append(b, "\r\n"...)
+	b = append(b, body...)
 	cc.out = b
 	cc.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	n, err := cc.conn.Write(b)

@@ -30,6 +30,8 @@ type Config struct {
 	Routes     *route.Table
 	RouteNames []string  // for logs, by rule index
 	CORS       []*CORS   // by rule index; nil entries: no policy
+	Access      []AccessRule   // the listener's, before routing
+	RouteAccess [][]AccessRule // by rule index, after the listener's
 	Targets    []*Target // by route target index
 	TLS        bool      // the listener terminates TLS (X-Forwarded-Proto: https)
 

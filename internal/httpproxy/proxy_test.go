@@ -41,6 +41,7 @@ type fixtureOpts struct {
 	clientIP        httpproxy.ClientIP
 	cors            *httpproxy.CORS
 	persist         *httpproxy.Persistence
+	access          []httpproxy.AccessRule
 	trusted         []netip.Prefix
 }
 
@@ -93,6 +94,7 @@ func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *
 		ClientHeader: 2 * time.Second, ClientIdle: 5 * time.Second, ClientBody: 5 * time.Second, TunnelIdle: 5 * time.Second,
 		MaxHeaderBytes: o.maxHeader, MaxBody: o.maxBody, TrustedProxies: o.trusted,
 	}
+	cfg.Access = o.access
 	if o.cors != nil {
 		o.cors.Prepare()
 		cfg.CORS = []*httpproxy.CORS{o.cors}

@@ -181,16 +181,16 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 	if cfg.MaxBody > 0 && req.framing == bodyLength && req.length > cfg.MaxBody {
 		return cc.fail(ErrBodyTooLarge), rule, nil
 	}
-	path := req.path
-	for i, c := range path {
-		if c == '?' {
-			path = path[:i]
-			break
-		}
+	path := pathOnly(req.path)
+	if len(cfg.Access) > 0 && !cc.allowed(cfg.Access, path) {
+		return cc.forbid(), -1, nil
 	}
 	target, rule, ok := cfg.Routes.Match(req.host, path, req.header)
 	if !ok || target < 0 || target >= len(cfg.Targets) {
 		return cc.fail(ErrNoRoute), -1, nil
+	}
+	if rule < len(cfg.RouteAccess) && len(cfg.RouteAccess[rule]) > 0 && !cc.allowed(cfg.RouteAccess[rule], path) {
+		return cc.forbid(), rule, cfg.Targets[target]
 	}
 	t = cfg.Targets[target]
 	cc.cors = nil
