@@ -26,14 +26,14 @@ import (
 // Config is what one HTTP listener forwards with. It is immutable; a reload
 // swaps in a new one while requests in flight finish with the old.
 type Config struct {
-	Listener   string
-	Routes     *route.Table
-	RouteNames []string  // for logs, by rule index
-	CORS       []*CORS   // by rule index; nil entries: no policy
+	Listener    string
+	Routes      *route.Table
+	RouteNames  []string       // for logs, by rule index
+	CORS        []*CORS        // by rule index; nil entries: no policy
 	Access      []AccessRule   // the listener's, before routing
 	RouteAccess [][]AccessRule // by rule index, after the listener's
-	Targets    []*Target // by route target index
-	TLS        bool      // the listener terminates TLS (X-Forwarded-Proto: https)
+	Targets     []*Target      // by route target index
+	TLS         bool           // the listener terminates TLS (X-Forwarded-Proto: https)
 
 	ClientHeader   time.Duration // whole request head must arrive within this
 	ClientIdle     time.Duration // keep-alive wait for the next request
