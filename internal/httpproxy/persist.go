@@ -55,7 +55,10 @@ type pin struct {
 }
 
 // lookupPin finds the server a request is pinned to.
-func (cc *clientConn) lookupPin(t *Target) {
+func (cc *clientConn) lookupPin(t *Target) { cc.findPin(t, false) }
+
+// findPin looks up the pin; dry looks without touching the entry (traces).
+func (cc *clientConn) findPin(t *Target, dry bool) {
 	p := t.Persist
 	cc.pin = pin{server: -1}
 	if p == nil || p.Mode == PersistNone {
@@ -67,7 +70,7 @@ func (cc *clientConn) lookupPin(t *Target) {
 	case PersistSourceIP:
 		cc.keyBuf = p.Mask.AppendKey(cc.keyBuf[:0], cc.id.client)
 		cc.pin.key = cc.keyBuf
-		name, ok = p.Table.Lookup(cc.pin.key)
+		name, ok = lookup(p.Table, cc.pin.key, dry)
 	case PersistCookie:
 		v, found := persist.CookieValue(cc.req.header("cookie"), p.Cookie)
 		if found {
@@ -86,7 +89,7 @@ func (cc *clientConn) lookupPin(t *Target) {
 		if found && len(v) > 0 {
 			cc.keyBuf = append(cc.keyBuf[:0], v...)
 			cc.pin.key = cc.keyBuf
-			name, ok = p.Table.Lookup(cc.pin.key)
+			name, ok = lookup(p.Table, cc.pin.key, dry)
 		}
 	}
 	if !ok {
@@ -102,6 +105,14 @@ func (cc *clientConn) lookupPin(t *Target) {
 		return
 	}
 	cc.pin.server, cc.pin.valid = i, true
+}
+
+func lookup(t *persist.Table, key []byte, dry bool) (string, bool) {
+	if dry {
+		e, ok := t.Peek(string(key))
+		return e.Server, ok
+	}
+	return t.Lookup(key)
 }
 
 // learnPin records where the request went, after a response from server i:

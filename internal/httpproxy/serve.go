@@ -33,6 +33,7 @@ type clientConn struct {
 	in      balance.Input // per request; a field so it does not escape per call
 	cors    *CORS         // the matched route's policy, if any
 	pin     pin           // persistence for the request
+	rule    int           // the matched route
 	keyBuf  []byte        // persistence key storage
 	extra   []byte        // response fields fulcrum adds (Set-Cookie)
 	xff     [][]byte
@@ -193,6 +194,7 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 		return cc.forbid(), rule, cfg.Targets[target]
 	}
 	t = cfg.Targets[target]
+	cc.rule = rule
 	cc.cors = nil
 	if rule < len(cfg.CORS) && cfg.CORS[rule] != nil {
 		cc.cors = cfg.CORS[rule]
@@ -347,6 +349,9 @@ func (cc *clientConn) exchange(cfg *Config, t *Target, idx int) (o outcome, retr
 	}
 
 	cc.learnPin(t, idx, resp)
+	if cc.id.peerTrusted && req.header("x-fulcrum-trace") != nil {
+		cc.traceField(cfg, t, idx)
+	}
 	closeClient := req.close || req.minor == 0 || cc.h.draining.Load()
 	n, werr, rerr := cc.writeResponse(cfg, uc, resp, closeClient)
 	o.bytes, o.replied = n, true
