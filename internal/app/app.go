@@ -124,6 +124,7 @@ func (a *App) startAdmin(cfg *config.Config) error {
 		}
 	}
 	a.adminAPI = srv
+	a.mountTrace(srv)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)

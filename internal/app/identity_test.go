@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/pires/go-proxyproto"
@@ -137,5 +138,22 @@ pools:
 	resp.Body.Close()
 	if resp.StatusCode != 403 {
 		t.Errorf("TRACE: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestTraceEndpoint(t *testing.T) {
+	backend := named("app")
+	defer backend.Close()
+	web, admin := freePort(t), freePort(t)
+	start(t, fmt.Sprintf("admin: {listen: %s}\nlog: {access: false}\nlisteners:\n  - {name: web, listen: %s, protocol: http, routes: [{path_prefix: /api/, pool: app}]}\npools:\n  - name: app\n    keepalive: {type: none}\n    servers: [{name: a, address: %q}]\n", admin, web, backend.Listener.Addr().String()))
+	code, got := body(t, "http://"+admin+"/api/v1/trace?client=203.0.113.5&host=shop.example&path=/api/items")
+	if code != 200 || !strings.Contains(got, `"server":"a"`) || !strings.Contains(got, `"client":"203.0.113.5"`) || !strings.Contains(got, `"pool":"app"`) {
+		t.Fatalf("trace: %d %s", code, got)
+	}
+	if code, got := body(t, "http://"+admin+"/api/v1/trace?client=203.0.113.5&path=/other"); code != 200 || !strings.Contains(got, "no route") {
+		t.Fatalf("trace of an unrouted path: %d %s", code, got)
+	}
+	if code, _ := body(t, "http://"+admin+"/api/v1/trace?client=nonsense"); code != 400 {
+		t.Fatalf("bad client: %d, want 400", code)
 	}
 }
