@@ -42,6 +42,7 @@ type fixtureOpts struct {
 	cors            *httpproxy.CORS
 	persist         *httpproxy.Persistence
 	access          []httpproxy.AccessRule
+	noAccessLog     bool
 	trusted         []netip.Prefix
 }
 
@@ -99,12 +100,16 @@ func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *
 		o.cors.Prepare()
 		cfg.CORS = []*httpproxy.CORS{o.cors}
 	}
-	f.handler = httpproxy.NewHandler(cfg, slog.New(slog.DiscardHandler), func(r *httpproxy.AccessRecord) {
+	accessLog := func(r *httpproxy.AccessRecord) {
 		select {
 		case f.logs <- r:
 		default:
 		}
-	})
+	}
+	if o.noAccessLog {
+		accessLog = nil
+	}
+	f.handler = httpproxy.NewHandler(cfg, slog.New(slog.DiscardHandler), accessLog)
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package httpproxy
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,6 +20,39 @@ type upConn struct {
 	idleAt time.Time
 	reused bool
 	client netip.Addr // the client a private connection speaks for
+
+	// The liveness probe's state, made once per connection so that probing
+	// allocates nothing.
+	raw    syscall.RawConn
+	peek   func(fd uintptr) bool
+	peeked bool // the last probe found the connection readable or broken
+	peekB  [1]byte
+}
+
+// alive peeks at an idle connection without blocking: one that is readable
+// while idle has been closed by the server, or holds bytes no request asked
+// for.
+func (c *upConn) alive() bool {
+	if c.peek == nil {
+		sc, ok := c.conn.(syscall.Conn)
+		if !ok {
+			return true
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.raw = raw
+		c.peek = func(fd uintptr) bool {
+			_, _, err := syscall.Recvfrom(int(fd), c.peekB[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			c.peeked = err != syscall.EAGAIN
+			return true
+		}
+	}
+	if err := c.raw.Read(c.peek); err != nil {
+		return false
+	}
+	return !c.peeked
 }
 
 func (u *upConn) close() {
@@ -143,7 +175,7 @@ func (u *Upstream) idleConn() *upConn {
 		// closed by the server, or holds bytes no request asked for (a
 		// confused server's late response), which must never reach the
 		// next client.
-		if now.Sub(c.idleAt) > timeout || !alive(c.conn) {
+		if now.Sub(c.idleAt) > timeout || !c.alive() {
 			c.close()
 			continue
 		}
@@ -196,23 +228,3 @@ func (u *Upstream) Close() {
 	}
 }
 
-// alive peeks at an idle connection without blocking: a connection that is
-// readable while idle has been closed by the server (or holds junk).
-func alive(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok = true
-	var b [1]byte
-	rerr := rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ok = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
-		return true
-	})
-	return rerr == nil && ok
-}
