@@ -227,4 +227,3 @@ func (u *Upstream) Close() {
 		c.close()
 	}
 }
-
