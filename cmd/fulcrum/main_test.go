@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -125,8 +127,8 @@ func TestRunReloadAndStop(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	web, admin := freePort(t), freePort(t)
-	cmd := exec.Command(binary, "demo", "--listen", web, "--admin", admin)
+	web, admin, stateAddr := freePort(t), freePort(t), freePort(t)
+	cmd := exec.Command(binary, "demo", "--listen", web, "--admin", admin, "--state", stateAddr)
 	stdout, _ := cmd.StdoutPipe()
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
@@ -154,9 +156,51 @@ func TestDemo(t *testing.T) {
 		return len(seen) == 3
 	})
 	waitFor(t, "access log to name the server", func() bool { return strings.Contains(logs.String(), "server=app-") })
+	checkDemoSession(t, web)
 	cmd.Process.Signal(syscall.SIGINT)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("demo exit: %v", err)
+	}
+}
+
+// checkDemoSession: with a cookie jar the session's visit counter counts 1
+// then 2 on the sticky route (one server), and goes on counting on /roam/,
+// where round robin moves the client between servers.
+func checkDemoSession(t *testing.T, web string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	visit := func(path string) (server, visits string) {
+		t.Helper()
+		resp, err := c.Get("http://" + web + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return resp.Header.Get("X-Served-By"), resp.Header.Get("X-Session-Visits")
+	}
+	s1, v1 := visit("/")
+	s2, v2 := visit("/")
+	if v1 != "1" || v2 != "2" {
+		t.Errorf("visit counter with a cookie jar: %s then %s, want 1 then 2", v1, v2)
+	}
+	if s1 != s2 {
+		t.Errorf("cookie persistence: first on %s, then on %s; want the same server", s1, s2)
+	}
+	servers := map[string]bool{}
+	for want := 3; want <= 5; want++ {
+		s, v := visit("/roam/")
+		servers[s] = true
+		if v != strconv.Itoa(want) {
+			t.Errorf("visit counter on /roam/ = %s, want %d", v, want)
+		}
+	}
+	if len(servers) < 2 {
+		t.Errorf("/roam/ stayed on %v; want round robin across servers", servers)
 	}
 }
 
