@@ -31,6 +31,7 @@ commands:
   demo             start three sample servers behind a balancer
   probe TARGET     run one keepalive check and print its transcript
   keygen -o FILE   write a machine key ring (--rotate FILE, --show FILE)
+  ctl COMMAND      drive a running fulcrum through its admin API (fulcrum ctl -h)
   version          print the version
 `
 
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdProbe(ctx, args, stdout, stderr)
 	case "keygen":
 		err = cmdKeygen(ctx, args, stdout, stderr)
+	case "ctl":
+		err = cmdCtl(ctx, args, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintf(stdout, "fulcrum %s\n", version)
 		return 0

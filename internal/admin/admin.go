@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,6 +81,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is reported by GET /api/v1/version and fulcrum_build_info.
 	Version string
+	// Hosts are the names, besides IP literals, localhost and the
+	// machine's host name, that requests may carry in Host (the names the
+	// operator reaches the admin by). Any other name is refused with 421,
+	// against DNS rebinding. Default: none.
+	Hosts []string
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
 }
 
 // ErrNoRuntime is returned by New when Options.Runtime is nil.
@@ -93,6 +102,13 @@ type Server struct {
 	csrf    *http.CrossOriginProtection
 	reg     *prometheus.Registry
 	mux     *http.ServeMux
+
+	sessions *sessions           // browser logins; nil when no token is configured
+	hosts    map[string]struct{} // allowed Host names, lower case
+	track    *tracker            // rates, operator actions and bodies for the dashboard
+
+	done      chan struct{} // closed by Close: event streams end
+	closeOnce sync.Once
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -113,12 +129,26 @@ func New(opts Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.track = newTracker(now)
+	s.done = make(chan struct{})
+	s.hosts = map[string]struct{}{}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		s.hosts[strings.ToLower(name)] = struct{}{}
+	}
+	for _, h := range opts.Hosts {
+		s.hosts[strings.ToLower(strings.TrimSuffix(h, "."))] = struct{}{}
+	}
 	if opts.Token != "" {
 		tok := strings.TrimSpace(opts.Token)
 		if tok == "" {
 			return nil, errors.New("admin: token is only white space")
 		}
 		s.auth = newBearer(tok)
+		s.sessions = newSessions(s.auth.sum, now)
 	}
 	if err := registerMetrics(s.reg, s.rt, s.version); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
@@ -169,27 +199,43 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	s.dashboardRoutes()
 }
 
 // maxBody bounds every request body; the largest legitimate one is
 // {"weight": 1000}.
 const maxBody = 4 << 10
 
-// ServeHTTP authenticates the request, refuses cross-origin writes, and
-// routes it. Unknown routes and wrong methods are answered in JSON too.
+// ServeHTTP checks the Host, refuses cross-origin writes, authenticates the
+// request (bearer token or login cookie), and routes it. Unknown routes and
+// wrong methods are answered in JSON too.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path != "/healthz" && s.auth != nil && !s.auth.allows(r) {
-		s.log.Warn("admin: unauthorized request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum admin"`)
-		writeError(w, &APIError{Status: http.StatusUnauthorized, Msg: "missing or invalid bearer token"})
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	if !s.hostAllowed(r.Host) {
+		s.log.Warn("admin: unknown Host refused", "remote", r.RemoteAddr, "host", r.Host, "path", r.URL.Path)
+		writeError(w, &APIError{Status: http.StatusMisdirectedRequest, Msg: "unknown host",
+			Details: []string{"the admin answers to IP addresses, localhost and its configured names"}})
 		return
 	}
 	if err := s.csrf.Check(r); err != nil {
 		s.log.Warn("admin: cross-origin write refused", "remote", r.RemoteAddr, "method", r.Method,
 			"path", r.URL.Path, "origin", r.Header.Get("Origin"))
 		writeError(w, &APIError{Status: http.StatusForbidden, Msg: "cross-origin request refused", Details: []string{err.Error()}})
+		return
+	}
+	if !public(r) && !s.allowed(r) {
+		if browserNavigation(r) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		s.log.Warn("admin: unauthorized request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="fulcrum admin"`)
+		writeError(w, &APIError{Status: http.StatusUnauthorized, Msg: "missing or invalid bearer token"})
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)

@@ -129,6 +129,7 @@ func (s *Server) setAdmin(a pool.Admin, verb string) http.HandlerFunc {
 			return
 		}
 		if sv.SetAdmin(a) {
+			s.track.noteAdmin(sv, a)
 			s.log.Info("admin: server "+verb, "pool", p.Name(), "server", sv.Name(), "remote", r.RemoteAddr)
 		}
 		writeJSON(w, http.StatusOK, s.serverJSON(p, sv))

@@ -131,6 +131,7 @@ func (a *App) startAdmin(cfg *config.Config) error {
 	}
 	a.adminLn = ln
 	a.adminSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	a.adminSrv.RegisterOnShutdown(srv.Close) // end the dashboard's event streams
 	a.group.Add(1)
 	go func() {
 		defer a.group.Done()
