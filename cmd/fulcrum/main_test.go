@@ -242,3 +242,49 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDemoChaos: with --chaos the demo breaks a sample server and the
+// keepalives take it out of service, as the admin API shows.
+func TestDemoChaos(t *testing.T) {
+	web, admin, stateAddr := freePort(t), freePort(t), freePort(t)
+	cmd := exec.Command(binary, "demo", "--listen", web, "--admin", admin, "--state", stateAddr, "--chaos", "--chaos-every", "4s")
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	broken := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "chaos: "); ok && strings.Contains(rest, " is now down") {
+				select {
+				case broken <- strings.Fields(rest)[0]:
+				default:
+				}
+			}
+		}
+	}()
+	var name string
+	select {
+	case name = <-broken:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no chaos announced")
+	}
+	waitFor(t, name+" to leave service", func() bool {
+		resp, err := http.Get("http://" + admin + "/api/v1/pools/app")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		s := string(b)
+		i := strings.Index(s, `"name":"`+name+`"`)
+		return i >= 0 && (strings.Contains(s[i:min(len(s), i+300)], `"state":"down"`) || strings.Contains(s[i:min(len(s), i+300)], `"state":"dying"`))
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("demo exit: %v", err)
+	}
+}
