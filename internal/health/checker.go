@@ -35,19 +35,33 @@ type Checker struct {
 	fails   int // consecutive failures
 	passes  int // consecutive passes while down
 	ref     string
-	results []Result
+	results []kept // oldest first, at most KeepResults
 	history []Transition
 	passive []time.Time // passive failures within Passive.Within
 
-	cancel context.CancelFunc // set while running
-	done   chan struct{}
+	req []byte // the HTTP request, built once
+
+	// Scheduling, guarded by runMu (never held across I/O).
+	runMu   sync.Mutex
+	ctx     context.Context // nil until started
+	cancel  context.CancelFunc
+	sched   *scheduler
+	stopped bool
+	running sync.WaitGroup // the probe in flight, if any
+	abort   aborter        // cuts the probe in flight short on stop
+
+	dueAt    time.Duration // since sched.base; guarded by sched.mu
+	dueIndex int           // in sched.due; -1 when not scheduled
 }
 
 func newChecker(cfg *Config, pool string, t Target, o Options, f *fleet) *Checker {
 	c := &Checker{
 		pool: pool, name: t.Name(), address: t.Address(), opts: o, fleet: f,
 		dialer: cfg.Dialer, log: cfg.Logger, now: cfg.Now, onChange: cfg.OnChange,
-		target: t,
+		target: t, dueIndex: -1,
+	}
+	if o.Type == TypeHTTP {
+		c.req = request(c.address, o)
 	}
 	return c
 }
@@ -78,7 +92,7 @@ func (c *Checker) Last() (Result, bool) {
 	if len(c.results) == 0 {
 		return Result{}, false
 	}
-	return c.results[len(c.results)-1], true
+	return c.results[len(c.results)-1].result(), true
 }
 
 // Results returns up to KeepResults results, oldest first. Older passing
@@ -86,7 +100,11 @@ func (c *Checker) Last() (Result, bool) {
 func (c *Checker) Results() []Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.results)
+	rs := make([]Result, len(c.results))
+	for i := range c.results {
+		rs[i] = c.results[i].result()
+	}
+	return rs
 }
 
 // History returns the state transitions kept, oldest first.
@@ -144,24 +162,60 @@ func (c *Checker) ReportPassive(failed bool) {
 	}
 }
 
-// run is the checker's loop: first probe jittered within the interval,
-// then one probe at a time, the next scheduled when the last has ended.
-func (c *Checker) run(ctx context.Context) {
-	t := time.NewTimer(rand.N(c.opts.Interval) + 1)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		res := Probe(ctx, c.dialer, c.address, c.opts)
-		if ctx.Err() != nil {
-			return // shutting down: the result says nothing about the server
-		}
-		t.Reset(c.observe(res))
+// start schedules the first probe, jittered within the interval. Between
+// probes a checker has no goroutine: the scheduler runs each probe on a
+// worker, and the checker schedules the next one when it has ended, so at
+// most one is in flight.
+func (c *Checker) start(parent context.Context, s *scheduler) {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	if c.ctx != nil || c.stopped {
+		return
 	}
+	c.ctx, c.cancel = context.WithCancel(parent)
+	c.sched = s
+	s.schedule(c, rand.N(c.opts.Interval)+1)
 }
+
+// fire runs one probe and schedules the next.
+func (c *Checker) fire() {
+	c.runMu.Lock()
+	if c.stopped || c.ctx.Err() != nil {
+		c.runMu.Unlock()
+		return
+	}
+	c.running.Add(1)
+	c.runMu.Unlock()
+	defer c.running.Done()
+
+	res := probe(c.ctx, c.dialer, &c.abort, c.address, c.opts, c.req)
+	if c.ctx.Err() != nil {
+		return // shutting down: the result says nothing about the server
+	}
+	next := c.observe(res)
+	c.runMu.Lock()
+	if !c.stopped {
+		c.sched.schedule(c, next)
+	}
+	c.runMu.Unlock()
+}
+
+// stop takes the checker off the schedule and cuts its probe in flight
+// short; wait then waits for that probe to return.
+func (c *Checker) stop() {
+	c.runMu.Lock()
+	defer c.runMu.Unlock()
+	c.stopped = true
+	if c.sched != nil {
+		c.sched.remove(c)
+	}
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.abort.abort()
+}
+
+func (c *Checker) wait() { c.running.Wait() }
 
 // observe applies one result and returns the delay to the next check.
 func (c *Checker) observe(res Result) time.Duration {
@@ -274,14 +328,70 @@ func (c *Checker) moveLocked(to Health, reason string) Transition {
 }
 
 func (c *Checker) recordLocked(res Result) {
-	if n := len(c.results); n > 0 && c.results[n-1].OK {
+	k := keepResult(res)
+	if n := len(c.results); n > 0 {
 		prev := &c.results[n-1]
-		prev.Sent, prev.Received, prev.Segments = nil, nil, nil
+		if prev.ok {
+			prev.ev = nil
+		}
+		// A steady server gives the same reason every time: keep one copy.
+		if k.reason == prev.reason {
+			k.reason = prev.reason
+		}
 	}
-	if len(c.results) == KeepResults {
-		c.results = slices.Delete(c.results, 0, 1)
+	if k.hash != "" && k.hash == c.ref {
+		k.hash = c.ref
 	}
-	c.results = append(c.results, res)
+	switch n := len(c.results); {
+	case n == KeepResults:
+		copy(c.results, c.results[1:])
+		c.results[n-1] = k
+	case n == cap(c.results):
+		// Sized once, exactly: append's doubling would keep room for 32.
+		grown := make([]kept, n, KeepResults)
+		copy(grown, c.results)
+		c.results = append(grown, k)
+	default:
+		c.results = append(c.results, k)
+	}
+}
+
+// kept is a Result as a Checker stores it: 104 bytes instead of 184, the
+// evidence behind one pointer that is dropped once a newer result exists
+// for a passing one. Ten thousand servers keep twenty each.
+type kept struct {
+	at          time.Time
+	dur         time.Duration
+	reason      string
+	hash        string
+	notes       []string
+	status      int32
+	ok          bool
+	hashChanged bool
+	ev          *evidence // nil when there is none, or when dropped
+}
+
+type evidence struct {
+	sent, received []byte
+	segments       []Segment
+}
+
+func keepResult(r Result) kept {
+	k := kept{at: r.At, dur: r.Duration, reason: r.Reason, hash: r.Hash, notes: r.Notes,
+		status: int32(r.Status), ok: r.OK, hashChanged: r.HashChanged}
+	if r.Sent != nil || r.Received != nil || r.Segments != nil {
+		k.ev = &evidence{sent: r.Sent, received: r.Received, segments: r.Segments}
+	}
+	return k
+}
+
+func (k *kept) result() Result {
+	r := Result{OK: k.ok, At: k.at, Duration: k.dur, Reason: k.reason, Status: int(k.status),
+		Hash: k.hash, HashChanged: k.hashChanged, Notes: k.notes}
+	if k.ev != nil {
+		r.Sent, r.Received, r.Segments = k.ev.sent, k.ev.received, k.ev.segments
+	}
+	return r
 }
 
 func (c *Checker) emit(tr Transition) {

@@ -30,16 +30,17 @@ type Spec struct {
 	Options Options // after WithDefaults and Validate
 }
 
-// Group owns the checkers of the running config and their goroutines:
-// one goroutine with one timer per checked server. Start runs them, Update
-// swaps the set on reload, Stop cancels them and waits for every one.
+// Group owns the checkers of the running config and the scheduler that
+// runs their probes (one goroutine, plus a worker per probe in flight).
+// Start runs them, Update swaps the set on reload, Stop cancels them and
+// waits for every goroutine.
 type Group struct {
 	cfg Config
 
 	mu       sync.Mutex
 	ctx      context.Context // nil until Start
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	sched    *scheduler // nil until Start
 	checkers map[key]*Checker
 	fleets   map[string]*fleet // by pool
 	stopped  bool
@@ -66,20 +67,42 @@ func (g *Group) Start(ctx context.Context) {
 		return
 	}
 	g.ctx, g.cancel = context.WithCancel(ctx)
+	g.sched = newScheduler()
+	g.sched.start(g.ctx)
+	// When ctx ends without Stop, probes in flight end at once too.
+	context.AfterFunc(g.ctx, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for _, c := range g.checkers {
+			c.abort.abort()
+		}
+	})
 	for _, c := range g.checkers {
 		g.launchLocked(c)
 	}
 }
 
-// Stop cancels every checker and waits until all have returned.
+// Stop cancels every checker and waits for every goroutine of the group:
+// the scheduler, its workers and so every probe in flight.
 func (g *Group) Stop() {
 	g.mu.Lock()
 	g.stopped = true
 	if g.cancel != nil {
 		g.cancel()
 	}
+	cs := make([]*Checker, 0, len(g.checkers))
+	for _, c := range g.checkers {
+		c.stop()
+		cs = append(cs, c)
+	}
+	sched := g.sched
 	g.mu.Unlock()
-	g.wg.Wait()
+	for _, c := range cs {
+		c.wait()
+	}
+	if sched != nil {
+		sched.wait()
+	}
 }
 
 // Update makes specs the set of checked servers. A server whose pool,
@@ -141,17 +164,13 @@ func (g *Group) Update(specs []Spec) error {
 		if c.fleet != nil {
 			c.fleet.forget(c.name)
 		}
-		if c.cancel != nil {
-			c.cancel()
-		}
+		c.stop()
 	}
 	g.checkers = next
 	g.pruneFleetsLocked()
 	g.mu.Unlock()
 	for _, c := range retired {
-		if c.done != nil {
-			<-c.done
-		}
+		c.wait()
 	}
 	return nil
 }
@@ -190,17 +209,10 @@ func (g *Group) Checkers() []*Checker {
 }
 
 func (g *Group) launchLocked(c *Checker) {
-	if g.ctx == nil || c.opts.Type == TypeNone || c.cancel != nil {
+	if g.ctx == nil || c.opts.Type == TypeNone {
 		return
 	}
-	ctx, cancel := context.WithCancel(g.ctx)
-	c.cancel, c.done = cancel, make(chan struct{})
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		defer close(c.done)
-		c.run(ctx)
-	}()
+	c.start(g.ctx, g.sched)
 }
 
 func (g *Group) fleetLocked(pool string, o Options) *fleet {

@@ -1,13 +1,14 @@
 package health
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pires/go-proxyproto"
@@ -27,62 +28,148 @@ var _ Dialer = (*net.Dialer)(nil)
 // plain *net.Dialer. Hash comparison is not done here: the reference hash
 // is state, kept by a Checker; Result.Hash carries the hash seen.
 func Probe(ctx context.Context, d Dialer, address string, o Options) Result {
-	if d == nil {
-		d = &net.Dialer{}
-	}
+	var a aborter
+	stop := context.AfterFunc(ctx, a.abort)
+	defer stop()
+	return probe(ctx, d, &a, address, o, nil)
+}
+
+// defaultDialer is used when none is injected; it is never modified (a
+// net.Dialer is safe for concurrent use). TCP keepalives are off: a probe's
+// connection lives at most one timeout, and enabling them costs three
+// setsockopt calls per probe.
+var defaultDialer = &net.Dialer{KeepAlive: -1}
+
+// probe is Probe for a caller that owns a's lifetime: a Checker aborts
+// through its one aborter when stopped, instead of registering a callback
+// on ctx for every probe. req is the HTTP request to send; nil builds it.
+//
+// The timeout is enforced by deadlines on the connection, not by a context
+// per probe: at ten thousand probes a second a timer context each is a
+// measurable share of the CPU.
+func probe(ctx context.Context, d Dialer, a *aborter, address string, o Options, req []byte) Result {
 	res := Result{At: time.Now()}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	switch o.Type {
-	case TypeNone:
+	if o.Type == TypeNone {
 		res.OK, res.Reason = true, "no keepalive configured"
 		return res
 	}
-	conn, err := dial(ctx, d, address, o)
+	deadline := res.At.Add(o.Timeout)
+	conn, err := dial(ctx, d, address, o, deadline)
+	if err == nil {
+		// The deadline first, so an abort between the two is not undone.
+		_ = conn.SetDeadline(deadline)
+		if !a.track(conn) {
+			_ = conn.Close()
+			err = context.Canceled
+		}
+	}
 	if err != nil {
 		res.Reason = describe(err, o.Timeout, "connecting")
-		if ctx.Err() != nil && !strings.HasPrefix(res.Reason, "timeout") {
+		if !time.Now().Before(deadline) && !strings.HasPrefix(res.Reason, "timeout") {
 			res.Reason = fmt.Sprintf("timeout after %s connecting", o.Timeout)
 		}
 		res.Duration = time.Since(res.At)
 		return res
 	}
-	rec := newRecorder(conn)
-	// Closing on ctx's end (timeout or shutdown) unblocks every read and write.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	sc := getScratch(conn)
 	defer func() {
-		stop()
+		a.untrack()
 		_ = conn.Close()
+		putScratch(sc)
 	}()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
 	switch o.Type {
 	case TypeTCP:
 		res.OK, res.Reason = true, "connected"
 	case TypeHTTP:
-		probeHTTP(rec, address, o, &res)
+		if req == nil {
+			req = request(address, o)
+		}
+		probeHTTP(sc, req, o, &res)
 	case TypeScript:
-		runScript(ctx, rec, address, o, &res)
+		runScript(deadlineCtx{ctx, deadline}, &sc.rec, address, o, &res)
 	default:
 		res.Reason = fmt.Sprintf("unknown keepalive type %q", o.Type)
 	}
 	res.Duration = time.Since(res.At)
-	rec.fill(&res)
+	sc.rec.fill(&res)
 	return res
 }
 
-func dial(ctx context.Context, d Dialer, address string, o Options) (net.Conn, error) {
-	conn, err := d.DialContext(ctx, "tcp", address)
+// aborter cuts short the I/O of the probe in flight when its owner stops:
+// it sets a past deadline on the probe's connection.
+type aborter struct {
+	mu      sync.Mutex
+	conn    net.Conn
+	aborted bool
+}
+
+// track makes conn the connection to abort; false if already aborted.
+func (a *aborter) track(conn net.Conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.conn = conn
+	return !a.aborted
+}
+
+func (a *aborter) untrack() {
+	a.mu.Lock()
+	a.conn = nil
+	a.mu.Unlock()
+}
+
+func (a *aborter) abort() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.aborted = true
+	if a.conn != nil {
+		_ = a.conn.SetDeadline(time.Now())
+	}
+}
+
+// deadlineCtx is ctx with a deadline but no timer of its own: its Done
+// closes only with ctx. It is given only to code that honours Deadline by
+// setting it on the socket (net.Dialer, tls.Conn.HandshakeContext over a
+// connection whose deadline is already set), never to an injected Dialer.
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c deadlineCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func dial(ctx context.Context, d Dialer, address string, o Options, deadline time.Time) (net.Conn, error) {
+	var conn net.Conn
+	var err error
+	if d == nil {
+		// net.Dialer sets the deadline on the socket: no timer context needed.
+		conn, err = defaultDialer.DialContext(deadlineCtx{ctx, deadline}, "tcp", address)
+	} else {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		conn, err = d.DialContext(dctx, "tcp", address)
+		cancel()
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !o.SendProxy {
 		return conn, nil
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetWriteDeadline(dl)
-	}
+	_ = conn.SetWriteDeadline(deadline)
 	h := proxyproto.HeaderProxyFromAddrs(2, conn.LocalAddr(), conn.RemoteAddr())
 	if _, err := h.WriteTo(conn); err != nil {
 		_ = conn.Close()
@@ -102,12 +189,13 @@ func request(address string, o Options) []byte {
 		o.Method, o.Path, host)
 }
 
-func probeHTTP(rec *recorder, address string, o Options, res *Result) {
-	if _, err := rec.Write(request(address, o)); err != nil {
+func probeHTTP(sc *scratch, req []byte, o Options, res *Result) {
+	if _, err := sc.rec.Write(req); err != nil {
 		res.Reason = describe(err, o.Timeout, "sending request")
 		return
 	}
-	resp, err := ReadResponse(bufio.NewReaderSize(rec, 4096), o.Method == "HEAD")
+	resp, err := readResponse(sc.br, o.Method == "HEAD", &sc.resp, sc.body[:0])
+	defer sc.keepBody(resp)
 	if resp != nil {
 		res.Status = resp.Status
 		res.Notes = append(res.Notes, resp.Notes...)
@@ -143,10 +231,14 @@ func judgeHTTP(resp *Response, o Options, res *Result) {
 		res.Hash = bodyHash(resp.Body, o)
 	}
 	res.OK = true
-	res.Reason = fmt.Sprintf("status %d", resp.Status)
+	// Built without fmt: this is the reason of nearly every check.
+	b := make([]byte, 0, 64)
+	b = strconv.AppendInt(append(b, "status "...), int64(resp.Status), 10)
 	if o.Method == "GET" {
-		res.Reason += fmt.Sprintf(", body %d bytes (%s)", len(resp.Body), resp.Framing)
+		b = strconv.AppendInt(append(b, ", body "...), int64(len(resp.Body)), 10)
+		b = append(append(append(b, " bytes ("...), resp.Framing...), ')')
 	}
+	res.Reason = string(b)
 }
 
 // bodyHash is the hex SHA-256 of body with every hash_mask match removed.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -96,8 +97,13 @@ func ReadResponse(r io.Reader, head bool) (*Response, error) {
 	if !ok {
 		br = bufio.NewReaderSize(r, 4096)
 	}
-	rd := &respReader{br: br, budget: MaxHeadBytes}
-	resp := &Response{}
+	return readResponse(br, head, &Response{}, nil)
+}
+
+// readResponse is ReadResponse into resp (empty, but its Header and Notes
+// may have capacity to reuse), decoding the body into body[:0]'s memory.
+func readResponse(br *bufio.Reader, head bool, resp *Response, body []byte) (*Response, error) {
+	rd := &respReader{br: br, budget: MaxHeadBytes, body: body[:0]}
 	for {
 		if err := rd.readHead(resp); err != nil {
 			return resp, &ReadError{Phase: PhaseHead, Err: err}
@@ -105,7 +111,7 @@ func ReadResponse(r io.Reader, head bool) (*Response, error) {
 		// Interim responses (100 Continue, 103 Early Hints) precede the real one.
 		if resp.Status >= 100 && resp.Status < 200 && resp.Status != 101 {
 			resp.Notes = append(resp.Notes, fmt.Sprintf("skipped interim response %d", resp.Status))
-			resp.Header = nil
+			resp.Header = resp.Header[:0]
 			continue
 		}
 		break
@@ -118,7 +124,8 @@ func ReadResponse(r io.Reader, head bool) (*Response, error) {
 
 type respReader struct {
 	br     *bufio.Reader
-	budget int // head bytes still allowed
+	budget int    // head bytes still allowed
+	body   []byte // memory for the decoded body
 	lfOnly bool
 }
 
@@ -131,6 +138,10 @@ func (rd *respReader) line(limit *int, tooLarge error) (string, error) {
 		*limit -= len(frag)
 		if *limit < 0 {
 			return "", tooLarge
+		}
+		if err == nil && buf == nil {
+			buf = frag // the whole line was buffered: no copy before the string
+			break
 		}
 		buf = append(buf, frag...)
 		if err == nil {
@@ -171,7 +182,7 @@ func (rd *respReader) checkPrefix() error {
 			n = 1
 			continue
 		}
-		if !bytes.HasPrefix([]byte(want), bytes.ToUpper(p)) && !bytes.HasPrefix(bytes.ToUpper(p), []byte(want)) {
+		if k := min(len(p), len(want)); !bytes.EqualFold(p[:k], []byte(want[:k])) {
 			p, _ = rd.br.Peek(min(max(rd.br.Buffered(), len(p)), 16))
 			return fmt.Errorf("%w: starts with %q", ErrNotHTTP, p)
 		}
@@ -272,16 +283,36 @@ func (rd *respReader) readBody(resp *Response, head bool) error {
 	if n > MaxBodyBytes {
 		return fmt.Errorf("%w: content-length %d", ErrBodyTooLarge, n)
 	}
-	var body bytes.Buffer
-	got, err := io.CopyN(&body, rd.br, n)
-	resp.Body = body.Bytes()
+	body, err := readFull(rd.br, rd.body[:0], int(n))
+	resp.Body = body
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("after %d of %d bytes: %w", got, n, err)
+		return fmt.Errorf("after %d of %d bytes: %w", len(body), n, err)
 	}
 	return nil
+}
+
+// readFull appends n bytes from r to buf. It grows buf as data arrives, so
+// a Content-Length that promises more than is sent costs only what was.
+// A close before n bytes is io.ErrUnexpectedEOF.
+func readFull(r io.Reader, buf []byte, n int) ([]byte, error) {
+	want := len(buf) + n
+	for len(buf) < want {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(want-len(buf), max(512, cap(buf))))
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), want)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if len(buf) == want {
+					return buf, nil
+				}
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 func contentLength(resp *Response) (n int64, ok bool, err error) {
@@ -290,7 +321,9 @@ func contentLength(resp *Response) (n int64, ok bool, err error) {
 			continue
 		}
 		// A list of equal values ("42, 42") is tolerated, different ones are not.
-		for _, v := range strings.Split(f.Value, ",") {
+		for rest, more := f.Value, true; more; {
+			var v string
+			v, rest, more = strings.Cut(rest, ",")
 			m, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if perr != nil || m < 0 {
 				return 0, false, fmt.Errorf("%w: content-length %q", ErrMalformed, f.Value)
@@ -306,12 +339,27 @@ func contentLength(resp *Response) (n int64, ok bool, err error) {
 
 // toClose reads the body until the server closes the connection.
 func (rd *respReader) toClose(resp *Response) error {
-	var body bytes.Buffer
-	n, err := io.Copy(&body, io.LimitReader(rd.br, MaxBodyBytes+1))
-	resp.Body = body.Bytes()
+	body := rd.body[:0]
+	var err error
+	for len(body) <= MaxBodyBytes {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(MaxBodyBytes+1-len(body), max(512, cap(body))))
+		}
+		var m int
+		m, err = rd.br.Read(body[len(body):min(cap(body), MaxBodyBytes+1)])
+		body = body[:len(body)+m]
+		if err != nil {
+			break
+		}
+	}
+	n := len(body)
+	resp.Body = body
 	if n > MaxBodyBytes {
-		resp.Body = resp.Body[:MaxBodyBytes]
+		resp.Body = body[:MaxBodyBytes]
 		return ErrBodyTooLarge
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
 	if err != nil {
 		if isReset(err) {
@@ -324,14 +372,14 @@ func (rd *respReader) toClose(resp *Response) error {
 }
 
 func (rd *respReader) chunked(resp *Response) error {
-	var body bytes.Buffer
-	defer func() { resp.Body = body.Bytes() }()
+	body := rd.body[:0]
+	defer func() { resp.Body = body }()
 	lineBudget := maxLineBytes
 	for {
 		lineBudget = maxLineBytes
 		l, err := rd.line(&lineBudget, fmt.Errorf("%w: chunk size line too long", ErrMalformed))
 		if err != nil {
-			return fmt.Errorf("chunk size after %d bytes: %w", body.Len(), err)
+			return fmt.Errorf("chunk size after %d bytes: %w", len(body), err)
 		}
 		sz, _, _ := strings.Cut(l, ";")
 		size, perr := strconv.ParseInt(strings.TrimSpace(sz), 16, 64)
@@ -341,14 +389,12 @@ func (rd *respReader) chunked(resp *Response) error {
 		if size == 0 {
 			break
 		}
-		if int64(body.Len())+size > MaxBodyBytes {
+		if int64(len(body))+size > MaxBodyBytes {
 			return ErrBodyTooLarge
 		}
-		if _, err := io.CopyN(&body, rd.br, size); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("chunk data after %d bytes: %w", body.Len(), err)
+		start := len(body)
+		if body, err = readFull(rd.br, body, int(size)); err != nil {
+			return fmt.Errorf("chunk data after %d bytes: %w", start, err)
 		}
 		lineBudget = maxLineBytes
 		if l, err := rd.line(&lineBudget, ErrMalformed); err != nil || l != "" {

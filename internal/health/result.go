@@ -1,11 +1,13 @@
 package health
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -59,7 +61,8 @@ type Segment struct {
 }
 
 // recorder wraps the connection a probe talks over and records what
-// crosses it, within EvidenceBytes.
+// crosses it, within EvidenceBytes. Its buffers are reused across probes
+// (see scratch); fill copies them out.
 type recorder struct {
 	net.Conn
 	start      time.Time
@@ -69,7 +72,10 @@ type recorder struct {
 	segs       []Segment
 }
 
-func newRecorder(c net.Conn) *recorder { return &recorder{Conn: c, start: time.Now()} }
+// reset points r at c with empty evidence, keeping its buffers.
+func (r *recorder) reset(c net.Conn) {
+	*r = recorder{Conn: c, start: time.Now(), sent: r.sent[:0], recv: r.recv[:0], segs: r.segs[:0]}
+}
 
 func (r *recorder) Read(p []byte) (int, error) {
 	n, err := r.Conn.Read(p)
@@ -104,21 +110,74 @@ func keep(dst, p []byte) []byte {
 	return dst
 }
 
-// fill copies the evidence into res, sized exactly, so results kept in
-// history hold no spare capacity.
+// fill copies the evidence into res, sized exactly (Sent and Received
+// share one allocation), so results kept in history hold no spare
+// capacity and nothing of the reused buffers.
 func (r *recorder) fill(res *Result) {
-	res.Sent = clone(r.sent)
-	res.Received = clone(r.recv)
+	if n := len(r.sent) + len(r.recv); n > 0 {
+		b := make([]byte, 0, n)
+		b = append(b, r.sent...)
+		b = append(b, r.recv...)
+		res.Sent = nilIfEmpty(b[:len(r.sent):len(r.sent)])
+		res.Received = nilIfEmpty(b[len(r.sent):])
+	}
 	if len(r.segs) > 0 {
 		res.Segments = append([]Segment(nil), r.segs...)
 	}
 }
 
-func clone(b []byte) []byte {
+func nilIfEmpty(b []byte) []byte {
 	if len(b) == 0 {
 		return nil
 	}
-	return append([]byte(nil), b...)
+	return b
+}
+
+// scratch is the memory one probe works in: the recorder's evidence
+// buffers, the read buffer, the response and its body. It is pooled, so a
+// probe allocates little beyond the Result it returns.
+type scratch struct {
+	rec  recorder
+	br   *bufio.Reader
+	resp Response
+	body []byte
+}
+
+// maxPooledBody is the largest body buffer a pooled scratch keeps; a
+// bigger one (a rare large page) is left to the garbage collector.
+const maxPooledBody = 64 << 10
+
+var scratchPool = sync.Pool{New: func() any {
+	sc := &scratch{}
+	sc.rec.sent = make([]byte, 0, 512)
+	sc.rec.recv = make([]byte, 0, 1024)
+	sc.rec.segs = make([]Segment, 0, 8)
+	sc.br = bufio.NewReaderSize(&sc.rec, 4096)
+	return sc
+}}
+
+func getScratch(c net.Conn) *scratch {
+	sc := scratchPool.Get().(*scratch)
+	sc.rec.reset(c)
+	sc.br.Reset(&sc.rec)
+	return sc
+}
+
+func putScratch(sc *scratch) {
+	sc.rec.reset(nil)
+	sc.br.Reset(&sc.rec)
+	clear(sc.resp.Header)
+	clear(sc.resp.Notes)
+	sc.resp = Response{Header: sc.resp.Header[:0], Notes: sc.resp.Notes[:0]}
+	scratchPool.Put(sc)
+}
+
+// keepBody keeps the (possibly grown) body buffer of resp for the next
+// probe, unless it grew too big to pool.
+func (sc *scratch) keepBody(resp *Response) {
+	if resp != nil && cap(resp.Body) <= maxPooledBody && cap(resp.Body) > cap(sc.body) {
+		sc.body = resp.Body[:0]
+	}
 }
 
 func isReset(err error) bool {
