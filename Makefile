@@ -6,13 +6,16 @@ SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 60s
 FUZZTIME_SHORT ?= 5s
+SOAK_DURATION ?= 3m
+SOAK_FLAGS ?=
+SOAK_TIMEOUT ?= 1h
 BENCH_ARGS ?=
 
 # Where the tests find their services (scripts/services.sh makes them answer).
 export FULCRUM_TEST_REDIS_ADDR ?= 127.0.0.1:6379
 export FULCRUM_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 
-.PHONY: test services browser-deps vet fmt-check unit fuzz-short fuzz bench build
+.PHONY: test services browser-deps vet fmt-check unit fuzz-short fuzz soak bench build
 
 ## test: services up, vet, gofmt, short fuzz, then the race-enabled tests.
 ## The unit tests run last so the output closes on go test's own summary.
@@ -44,6 +47,12 @@ fuzz-short:
 ## fuzz: every Fuzz target for FUZZTIME (60s).
 fuzz:
 	GO=$(GO) bash scripts/fuzz.sh $(FUZZTIME)
+
+## soak: the soak test (e2e/soak_test.go) for SOAK_DURATION (3m): load, reloads every 3 s, keepalive flaps,
+## persistence churn, then the leak checks; SOAK_FLAGS=-race adds the race detector. Figures go to
+## $FULCRUM_ARTIFACTS/soak.json when that is set. `make test` runs a 7 s version.
+soak:
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test $(SOAK_FLAGS) -count=1 -v -timeout=$(SOAK_TIMEOUT) -run '^TestSoak$$' ./e2e/
 
 ## bench: compare with HAProxy and NGINX (see bench/README.md); BENCH_ARGS="--size 65536".
 bench:

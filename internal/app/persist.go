@@ -20,11 +20,10 @@ const snapshotEvery = 10 * time.Second
 
 // liveTable is a pool's persistence table and the goroutine that snapshots it.
 type liveTable struct {
-	mode       string
-	maxEntries int
-	table      *persist.Table
-	stop       context.CancelFunc
-	done       chan struct{}
+	mode  string
+	table *persist.Table
+	stop  context.CancelFunc
+	done  chan struct{}
 }
 
 // tables keeps persistence tables across reloads, by pool name.
@@ -35,8 +34,10 @@ type tables struct {
 }
 
 // tableFor returns the table for a pool, reusing the running one when the
-// mode and size are unchanged, and starting its snapshotter otherwise. A new
-// table starts from the pool's snapshot on disk.
+// mode is unchanged (its timeout and bound change in place, so requests
+// still in flight on the old config pin into the same table), and starting
+// a new one with its snapshotter otherwise. A new table starts from the
+// pool's snapshot on disk.
 func (a *App) tableFor(cfg *config.Config, pc *config.Pool) (*persist.Table, error) {
 	p := &pc.Persistence
 	a.tables.mu.Lock()
@@ -45,29 +46,24 @@ func (a *App) tableFor(cfg *config.Config, pc *config.Pool) (*persist.Table, err
 		a.tables.m = map[string]*liveTable{}
 	}
 	a.tables.dir = cfg.DataDir
-	if lt := a.tables.m[pc.Name]; lt != nil && lt.mode == p.Mode && lt.maxEntries == p.MaxEntries {
+	if lt := a.tables.m[pc.Name]; lt != nil && lt.mode == p.Mode {
 		lt.table.SetTimeout(p.Timeout)
+		lt.table.SetMaxEntries(p.MaxEntries)
 		return lt.table, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
 	t := persist.NewTable(persist.Options{Timeout: p.Timeout, MaxEntries: p.MaxEntries})
-	path := a.snapshotPath(pc.Name)
-	if old := a.tables.m[pc.Name]; old != nil && old.mode == p.Mode {
-		// Same mode, new size: carry the entries over.
-		old.table.Range(func(e persist.Entry) bool {
-			t.Apply(persist.Change{Op: persist.OpSet, Key: e.Key, Server: e.Server, Seen: e.Seen})
-			return true
-		})
-	} else if n, err := t.Load(path); err != nil {
+	path := a.snapshotPath(pc.Name, p.Mode)
+	if n, err := t.Load(path); err != nil {
 		a.log.Warn("persistence snapshot not loaded", "pool", pc.Name, "file", path, "err", err)
 	} else if n > 0 {
 		a.log.Info("persistence table restored", "pool", pc.Name, "entries", n, "file", path)
 	}
 	a.retireTableLocked(pc.Name)
 	ctx, cancel := context.WithCancel(context.Background())
-	lt := &liveTable{mode: p.Mode, maxEntries: p.MaxEntries, table: t, stop: cancel, done: make(chan struct{})}
+	lt := &liveTable{mode: p.Mode, table: t, stop: cancel, done: make(chan struct{})}
 	a.tables.m[pc.Name] = lt
 	s := &persist.Snapshotter{Table: t, Path: path, Every: snapshotEvery, Logger: a.log.With("pool", pc.Name)}
 	go func() {
@@ -79,8 +75,10 @@ func (a *App) tableFor(cfg *config.Config, pc *config.Pool) (*persist.Table, err
 	return t, nil
 }
 
-func (a *App) snapshotPath(poolName string) string {
-	return filepath.Join(a.tables.dir, "persist-"+poolName+".snap")
+// snapshotPath names a pool's snapshot file; the mode is part of the name
+// since keys of one mode mean nothing in another.
+func (a *App) snapshotPath(poolName, mode string) string {
+	return filepath.Join(a.tables.dir, "persist-"+poolName+"-"+mode+".snap")
 }
 
 // retireTableLocked stops a table's snapshotter after its last save.

@@ -174,6 +174,25 @@ func NewTable(o Options) *Table {
 	return t
 }
 
+// SetMaxEntries changes the bound (a reload) in place: a smaller bound
+// evicts each shard's least recently used entries at once. The table keeps
+// its shards, so requests keep pinning into it while it changes.
+func (t *Table) SetMaxEntries(n int) {
+	if n <= 0 {
+		n = DefaultMaxEntries
+	}
+	per := (n + len(t.shards) - 1) / len(t.shards)
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		s.max = per
+		for len(s.m) > s.max && s.tail >= 0 {
+			s.remove(s.tail)
+		}
+		s.mu.Unlock()
+	}
+}
+
 // SetTimeout changes the idle expiry (a reload); it applies to existing
 // entries at their next use.
 func (t *Table) SetTimeout(d time.Duration) {

@@ -273,3 +273,30 @@ func TestConcurrent(t *testing.T) {
 		t.Error("no changes emitted")
 	}
 }
+
+func TestSetMaxEntriesKeepsRecent(t *testing.T) {
+	tbl := NewTable(Options{MaxEntries: 8192, Timeout: time.Hour})
+	for i := 0; i < 4096; i++ {
+		tbl.PinString(fmt.Sprintf("k%05d", i), "a")
+	}
+	// Touch the first 500 keys: they become the most recently used.
+	for i := 0; i < 500; i++ {
+		if _, ok := tbl.LookupString(fmt.Sprintf("k%05d", i)); !ok {
+			t.Fatalf("k%05d missing before the resize", i)
+		}
+	}
+	tbl.SetMaxEntries(2048)
+	if n := tbl.Len(); n > 2048 {
+		t.Fatalf("%d entries after shrinking to 2048", n)
+	}
+	for i := 0; i < 500; i++ {
+		if _, ok := tbl.Peek(fmt.Sprintf("k%05d", i)); !ok {
+			t.Fatalf("recently used k%05d evicted by the shrink", i)
+		}
+	}
+	tbl.SetMaxEntries(8192)
+	tbl.PinString("new", "b")
+	if _, ok := tbl.Peek("new"); !ok {
+		t.Fatal("growing the bound lost a new pin")
+	}
+}
