@@ -54,9 +54,10 @@ type App struct {
 	group    sync.WaitGroup
 	stopped  bool
 
-	tables tables                       // persistence tables by pool
-	ring   atomic.Pointer[keyring.Ring] // the farm's key ring, if configured
-	state  *stateService                // the session state service, if configured
+	tables  tables                       // persistence tables by pool
+	ring    atomic.Pointer[keyring.Ring] // the farm's key ring, if configured
+	state   *stateService                // the session state service, if configured
+	cluster clusterState                 // persistence replication, if configured (cluster.go)
 }
 
 // live is a running listener and its handler.
@@ -114,7 +115,7 @@ func (a *App) startAdmin(cfg *config.Config) error {
 	} else if admin.RequireToken(cfg.Admin.Listen) {
 		return fmt.Errorf("admin.listen %s is not a loopback address: set admin.token_file", cfg.Admin.Listen)
 	}
-	srv, err := admin.New(admin.Options{Runtime: runtime{a}, Token: token, Logger: a.log.With("room", "admin"), Version: a.opts.Version})
+	srv, err := admin.New(admin.Options{Runtime: runtime{a}, Token: token, Logger: a.log.With("room", "admin"), Version: a.opts.Version, Hosts: cfg.Admin.Hosts})
 	if err != nil {
 		return err
 	}
@@ -125,6 +126,7 @@ func (a *App) startAdmin(cfg *config.Config) error {
 	}
 	a.adminAPI = srv
 	a.mountTrace(srv)
+	a.mountCluster(srv)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
@@ -266,7 +268,7 @@ func (a *App) apply(cfg *config.Config) error {
 	a.listeners = next
 	a.pruneUpstreams(g)
 	a.pruneTables(cfg)
-	return nil
+	return a.applyCluster(cfg)
 }
 
 // wireHealth connects passive health: the forwarders report each exchange to
@@ -404,6 +406,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.health.Stop()
 	a.stopState(ctx)
 	a.group.Wait()
+	a.stopCluster()
 	a.closeTables()
 	a.upMu.Lock()
 	for _, u := range a.upstreams {

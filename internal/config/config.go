@@ -60,6 +60,9 @@ type Config struct {
 	Pools []Pool
 	// State is the session state service (key state, see state.go).
 	State *State
+	// Cluster replicates persistence tables between nodes (key cluster, see
+	// cluster.go).
+	Cluster *Cluster
 }
 
 // Pool returns the pool called name, or nil.
@@ -81,6 +84,10 @@ type Admin struct {
 	// (key token_file, optional; the file must exist). A relative path is
 	// resolved against the configuration file's directory.
 	TokenFile string
+	// Hosts are the DNS names the admin API and dashboard may be reached by
+	// besides IP addresses, localhost and the machine's own name (key hosts);
+	// any other Host header is refused, against DNS rebinding.
+	Hosts []string
 }
 
 // Log configures logging.

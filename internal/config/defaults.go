@@ -59,6 +59,7 @@ func applyDefaults(c *Config, b *book) {
 	setDefault(df, "log.access", &c.Log.Access, defaultLogAccess)
 	setDefault(df, "shutdown_timeout", &c.ShutdownTimeout, defaultShutdownTimeout)
 	df.state(c.State)
+	df.cluster(c.Cluster)
 	for i := range c.Listeners {
 		df.listener(&c.Listeners[i], index("listeners", i))
 	}

@@ -13,6 +13,7 @@ func (d *decoder) config(root *yaml.Node) *Config {
 			d.fields(v, path, map[string]setter{
 				"listen":     d.str(&c.Admin.Listen),
 				"token_file": d.str(&c.Admin.TokenFile),
+				"hosts":      d.stringList(&c.Admin.Hosts),
 			})
 		},
 		"log": func(v *yaml.Node, path string) {
@@ -35,7 +36,8 @@ func (d *decoder) config(root *yaml.Node) *Config {
 				c.Pools = append(c.Pools, d.pool(v, path))
 			})
 		},
-		"state": func(v *yaml.Node, path string) { c.State = d.state(v, path) },
+		"state":   func(v *yaml.Node, path string) { c.State = d.state(v, path) },
+		"cluster": func(v *yaml.Node, path string) { c.Cluster = d.cluster(v, path) },
 	})
 	return c
 }

@@ -28,6 +28,7 @@ func validate(c *Config, b *book) {
 		v.required("", "listeners", "pools")
 	}
 	v.state(c.State)
+	v.cluster(c.Cluster)
 	v.nonEmptyList("listeners", len(c.Listeners))
 	v.nonEmptyList("pools", len(c.Pools))
 	if v.ok("admin.listen") {
