@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,18 +40,36 @@ type clientConn struct {
 	xff     [][]byte
 }
 
+// clientConns recycles connection state, so that a new connection reuses
+// the header slices and buffers an earlier one grew.
+var clientConns = sync.Pool{New: func() any { return new(clientConn) }}
+
 func newClientConn(h *Handler, c net.Conn) *clientConn {
-	cc := &clientConn{h: h, conn: c}
+	cc := clientConns.Get().(*clientConn)
+	cc.h, cc.conn = h, c
 	cc.id.init(c, h.cfg.Load().TrustedProxies)
 	return cc
 }
 
+// release closes what the connection still holds and recycles its state.
 func (cc *clientConn) release() {
 	for _, uc := range cc.private {
 		uc.close()
 	}
-	cc.private = nil
 	cc.rd.release()
+	clear(cc.private)
+	// Keep the grown slices, drop everything that points elsewhere.
+	*cc = clientConn{
+		req:     request{fields: cc.req.fields[:0], connection: cc.req.connection[:0]},
+		resp:    response{fields: cc.resp.fields[:0], connection: cc.resp.connection[:0]},
+		out:     cc.out[:0],
+		id:      identity{peerText: cc.id.peerText[:0], clientText: cc.id.clientText[:0]},
+		private: cc.private[:0],
+		xff:     cc.xff[:0],
+		keyBuf:  cc.keyBuf[:0],
+		extra:   cc.extra[:0],
+	}
+	clientConns.Put(cc)
 }
 
 // takePrivate returns this client's idle connection to up, if it still
