@@ -294,3 +294,51 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// TestReloadKeepsOpenTunnels: a TCP connection open through an unchanged
+// listener and pool goes on across a reload.
+func TestReloadKeepsOpenTunnels(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	tcp, admin := freePort(t), freePort(t)
+	text := func(weight int) string {
+		return fmt.Sprintf("admin: {listen: %s}\nlisteners:\n  - {name: db, listen: %s, protocol: tcp, pool: pg}\npools:\n  - name: pg\n    balance: least_conn\n    keepalive: {type: none}\n    servers: [{name: pg1, address: %q, weight: %d}]\n", admin, tcp, echo.Addr().String(), weight)
+	}
+	f := start(t, text(1))
+	c, err := net.Dial("tcp", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 5)
+	roundTrip := func(msg string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatalf("write %q: %v", msg, err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo of %q: %q, %v", msg, buf, err)
+		}
+	}
+	roundTrip("one..")
+	for i := 0; i < 3; i++ {
+		writeConfig(t, f.path, text(2+i))
+		if err := f.app.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(fmt.Sprintf("two.%d", i))
+	}
+}
