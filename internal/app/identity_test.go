@@ -2,13 +2,19 @@ package app_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fulcrumlb/fulcrum/internal/app"
+	"github.com/fulcrumlb/fulcrum/internal/config"
 	"github.com/pires/go-proxyproto"
 )
 
@@ -155,5 +161,58 @@ func TestTraceEndpoint(t *testing.T) {
 	}
 	if code, _ := body(t, "http://"+admin+"/api/v1/trace?client=nonsense"); code != 400 {
 		t.Fatalf("bad client: %d, want 400", code)
+	}
+}
+
+// TestExposedServicesNeedTokens: the admin API and the state service refuse
+// to start on a non-loopback address without a token, and with one they
+// refuse requests that do not carry it.
+func TestExposedServicesNeedTokens(t *testing.T) {
+	backend := named("a")
+	defer backend.Close()
+	port := freePort(t)
+	_, p, _ := strings.Cut(port, ":")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f.yaml")
+	writeConfig(t, path, fmt.Sprintf("admin: {listen: '0.0.0.0:%s'}\nlisteners: [{name: web, listen: %s, protocol: http, pool: app}]\npools: [{name: app, keepalive: {type: none}, servers: [{name: a, address: %q}]}]\n", p, freePort(t), backend.Listener.Addr().String()))
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.New(context.Background(), cfg, app.Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler)}); err == nil || !strings.Contains(err.Error(), "token_file") {
+		t.Fatalf("admin on 0.0.0.0 without a token: %v, want a refusal naming token_file", err)
+	}
+
+	token := filepath.Join(dir, "admin.token")
+	os.WriteFile(token, []byte("s3cret-token-value\n"), 0o600)
+	writeConfig(t, path, fmt.Sprintf("admin: {listen: '0.0.0.0:%s', token_file: %s}\nlisteners: [{name: web, listen: %s, protocol: http, pool: app}]\npools: [{name: app, keepalive: {type: none}, servers: [{name: a, address: %q}]}]\n", p, token, freePort(t), backend.Listener.Addr().String()))
+	cfg, err = config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(context.Background(), cfg, app.Options{ConfigPath: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown(context.Background())
+	if code, _ := body(t, "http://127.0.0.1:"+p+"/api/v1/pools"); code != http.StatusUnauthorized {
+		t.Fatalf("admin without the token: %d, want 401", code)
+	}
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:"+p+"/api/v1/pools", nil)
+	req.Header.Set("Authorization", "Bearer s3cret-token-value")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("admin with the token: %d, want 200", resp.StatusCode)
+	}
+
+	// The state service: a non-loopback listen without token_file is a
+	// config error.
+	_, err = config.Parse("s.yaml", []byte("state:\n  listen: 0.0.0.0:9100\n  store: {type: memory}\n"))
+	if err == nil || !strings.Contains(err.Error(), "token_file") {
+		t.Fatalf("state on 0.0.0.0 without a token: %v, want an error naming token_file", err)
 	}
 }
