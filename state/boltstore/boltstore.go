@@ -33,9 +33,16 @@ type Options struct {
 
 // Store is a state.Store in a bbolt database file.
 type Store struct {
-	db  *bolt.DB
-	now func() time.Time
+	record.Methods[tx] // the per-session operations, over runner
+	db                 *bolt.DB
+	now                func() time.Time
 }
+
+// runner gives record.Methods the store's transactions.
+type runner struct{ s *Store }
+
+func (r runner) Read(ctx context.Context, fn func(tx) error) error   { return r.s.read(ctx, fn) }
+func (r runner) Update(ctx context.Context, fn func(tx) error) error { return r.s.update(ctx, fn) }
 
 var _ state.Store = (*Store)(nil)
 
@@ -59,7 +66,9 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("creating state bucket in %s: %w", path, err)
 	}
-	return &Store{db: db, now: opts.Now}, nil
+	s := &Store{db: db, now: opts.Now}
+	s.Methods = record.Methods[tx]{Run: runner{s}}
+	return s, nil
 }
 
 type tx struct {
@@ -115,50 +124,6 @@ func (s *Store) read(ctx context.Context, fn func(tx) error) error {
 		return s.update(ctx, fn)
 	}
 	return err
-}
-
-// Create implements state.Store.
-func (s *Store) Create(ctx context.Context, id string, data []byte, life state.Lifetime) (sess *state.Session, err error) {
-	err = s.update(ctx, func(t tx) error { sess, err = record.Create(t, id, data, life); return err })
-	return sess, err
-}
-
-// Get implements state.Store.
-func (s *Store) Get(ctx context.Context, id string) (sess *state.Session, err error) {
-	err = s.read(ctx, func(t tx) error { sess, err = record.Get(t, id); return err })
-	return sess, err
-}
-
-// Lock implements state.Store.
-func (s *Store) Lock(ctx context.Context, id string, breakAfter time.Duration) (sess *state.Session, err error) {
-	err = s.update(ctx, func(t tx) error { sess, err = record.Lock(t, id, state.NewLockID(), breakAfter); return err })
-	return sess, err
-}
-
-// Put implements state.Store.
-func (s *Store) Put(ctx context.Context, id string, data []byte, c state.Cond) (v uint64, err error) {
-	err = s.update(ctx, func(t tx) error { v, err = record.Put(t, id, data, c); return err })
-	return v, err
-}
-
-// Unlock implements state.Store.
-func (s *Store) Unlock(ctx context.Context, id, lockID string) error {
-	return s.update(ctx, func(t tx) error { return record.Unlock(t, id, lockID) })
-}
-
-// Touch implements state.Store.
-func (s *Store) Touch(ctx context.Context, id string) error {
-	return s.read(ctx, func(t tx) error { return record.Touch(t, id) })
-}
-
-// Delete implements state.Store.
-func (s *Store) Delete(ctx context.Context, id string) error {
-	return s.update(ctx, func(t tx) error { return record.Delete(t, id) })
-}
-
-// Renew implements state.Store.
-func (s *Store) Renew(ctx context.Context, id, newID string, grace time.Duration) error {
-	return s.update(ctx, func(t tx) error { return record.Renew(t, id, newID, grace) })
 }
 
 // Sweep implements state.Store. It scans every session: bolt keeps no

@@ -14,7 +14,8 @@ import (
 
 // Store is an in-memory state.Store. The zero value is not usable; use New.
 type Store struct {
-	now func() time.Time
+	record.Methods[tx] // the per-session operations, over runner
+	now                func() time.Time
 
 	mu   sync.Mutex
 	recs map[string]*record.Record
@@ -33,8 +34,16 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{now: opts.Now, recs: map[string]*record.Record{}}
+	s := &Store{now: opts.Now, recs: map[string]*record.Record{}}
+	s.Methods = record.Methods[tx]{Run: runner{s}}
+	return s
 }
+
+// runner gives record.Methods the store's transactions: one lock for all.
+type runner struct{ s *Store }
+
+func (r runner) Read(ctx context.Context, fn func(tx) error) error   { return r.s.do(ctx, fn) }
+func (r runner) Update(ctx context.Context, fn func(tx) error) error { return r.s.do(ctx, fn) }
 
 // tx is the whole map under s.mu. Records are copied in and out so a failed
 // operation leaves nothing half-changed.
@@ -72,50 +81,6 @@ func (s *Store) do(ctx context.Context, fn func(tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return fn(tx{s: s, now: s.now()})
-}
-
-// Create implements state.Store.
-func (s *Store) Create(ctx context.Context, id string, data []byte, life state.Lifetime) (sess *state.Session, err error) {
-	err = s.do(ctx, func(t tx) error { sess, err = record.Create(t, id, data, life); return err })
-	return sess, err
-}
-
-// Get implements state.Store.
-func (s *Store) Get(ctx context.Context, id string) (sess *state.Session, err error) {
-	err = s.do(ctx, func(t tx) error { sess, err = record.Get(t, id); return err })
-	return sess, err
-}
-
-// Lock implements state.Store.
-func (s *Store) Lock(ctx context.Context, id string, breakAfter time.Duration) (sess *state.Session, err error) {
-	err = s.do(ctx, func(t tx) error { sess, err = record.Lock(t, id, state.NewLockID(), breakAfter); return err })
-	return sess, err
-}
-
-// Put implements state.Store.
-func (s *Store) Put(ctx context.Context, id string, data []byte, c state.Cond) (v uint64, err error) {
-	err = s.do(ctx, func(t tx) error { v, err = record.Put(t, id, data, c); return err })
-	return v, err
-}
-
-// Unlock implements state.Store.
-func (s *Store) Unlock(ctx context.Context, id, lockID string) error {
-	return s.do(ctx, func(t tx) error { return record.Unlock(t, id, lockID) })
-}
-
-// Touch implements state.Store.
-func (s *Store) Touch(ctx context.Context, id string) error {
-	return s.do(ctx, func(t tx) error { return record.Touch(t, id) })
-}
-
-// Delete implements state.Store.
-func (s *Store) Delete(ctx context.Context, id string) error {
-	return s.do(ctx, func(t tx) error { return record.Delete(t, id) })
-}
-
-// Renew implements state.Store.
-func (s *Store) Renew(ctx context.Context, id, newID string, grace time.Duration) error {
-	return s.do(ctx, func(t tx) error { return record.Renew(t, id, newID, grace) })
 }
 
 // Sweep implements state.Store.
