@@ -238,19 +238,27 @@ func (s *syncBuffer) String() string {
 }
 
 // runBrowser runs browser/run.mjs with plan and decodes what it printed.
-// Chromium runs in node's process group, which is killed on timeout and
-// after the run, so no browser outlives the test.
 func runBrowser(t *testing.T, node string, plan any, shots string) *browserRun {
+	t.Helper()
+	var run browserRun
+	runNodeScript(t, node, "browser/run.mjs", plan, shots, 60*time.Second, &run)
+	return &run
+}
+
+// runNodeScript runs a browser script with a JSON plan, saves and decodes
+// the JSON it prints into out. Chromium runs in node's process group, which
+// is killed on timeout and after the run, so no browser outlives the test.
+func runNodeScript(t *testing.T, node, script string, plan any, shots string, timeout time.Duration, out any) {
 	t.Helper()
 	planJSON, err := json.Marshal(plan)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "browser/run.mjs",
+	cmd := exec.CommandContext(ctx, node, script,
 		"--chromium", chromiumPath, "--profile", t.TempDir(), "--screenshots", shots,
-		"--timeout-ms", "40000", "--plan", string(planJSON))
+		"--timeout-ms", fmt.Sprint((timeout * 2 / 3).Milliseconds()), "--plan", string(planJSON))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -261,21 +269,21 @@ func runBrowser(t *testing.T, node string, plan any, shots string) *browserRun {
 	if cmd.Process != nil {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // stragglers, if any
 	}
-	t.Logf("browser run took %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("%s took %v", script, time.Since(start).Round(time.Millisecond))
 	if err != nil {
-		t.Fatalf("node browser/run.mjs: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+		t.Fatalf("node %s: %v\nstderr:\n%s\nstdout:\n%s", script, err, stderr.String(), stdout.String())
 	}
-	if err := os.WriteFile(filepath.Join(shots, "result.json"), stdout.Bytes(), 0o644); err != nil {
-		t.Errorf("saving the browser's result: %v", err)
+	if shots != "" {
+		if err := os.WriteFile(filepath.Join(shots, "result.json"), stdout.Bytes(), 0o644); err != nil {
+			t.Errorf("saving the browser's result: %v", err)
+		}
 	}
-	var run browserRun
-	if err := json.Unmarshal(stdout.Bytes(), &run); err != nil {
-		t.Fatalf("decoding run.mjs output: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	if err := json.Unmarshal(stdout.Bytes(), out); err != nil {
+		t.Fatalf("decoding %s output: %v\nstdout:\n%s\nstderr:\n%s", script, err, stdout.String(), stderr.String())
 	}
 	if stderr.Len() > 0 && (t.Failed() || testing.Verbose()) {
-		t.Logf("run.mjs stderr:\n%s", stderr.String())
+		t.Logf("%s stderr:\n%s", script, stderr.String())
 	}
-	return &run
 }
 
 // checkWebSocket: every message came back unchanged, the page saw a clean

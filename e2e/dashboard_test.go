@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,11 +11,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -226,39 +223,10 @@ func dashboardArtifacts(t *testing.T) string {
 	return dir
 }
 
-// runDashboard runs browser/dashboard.mjs with plan. Chromium runs in
-// node's process group, killed on timeout and after the run.
+// runDashboard runs browser/dashboard.mjs with plan.
 func runDashboard(t *testing.T, node string, plan any, shots string) *dashboardRun {
 	t.Helper()
-	planJSON, err := json.Marshal(plan)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "browser/dashboard.mjs",
-		"--chromium", chromiumPath, "--profile", t.TempDir(), "--screenshots", shots,
-		"--timeout-ms", "20000", "--plan", string(planJSON))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err = cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // nothing of the browser outlives the run
-	}
-	t.Logf("dashboard.mjs took %s", time.Since(start).Round(time.Millisecond))
-	if err != nil {
-		t.Fatalf("dashboard.mjs: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
-	}
 	var run dashboardRun
-	if err := json.Unmarshal(stdout.Bytes(), &run); err != nil {
-		t.Fatalf("decoding dashboard.mjs output: %v\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	if shots != "" {
-		_ = os.WriteFile(filepath.Join(shots, "result.json"), stdout.Bytes(), 0o644)
-	}
+	runNodeScript(t, node, "browser/dashboard.mjs", plan, shots, 45*time.Second, &run)
 	return &run
 }
