@@ -20,6 +20,7 @@ import (
 	"github.com/fulcrumlb/fulcrum/internal/config"
 	"github.com/fulcrumlb/fulcrum/internal/health"
 	"github.com/fulcrumlb/fulcrum/internal/httpproxy"
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/listener"
 	"github.com/fulcrumlb/fulcrum/internal/pool"
 	"github.com/fulcrumlb/fulcrum/internal/tcpproxy"
@@ -62,11 +63,12 @@ type App struct {
 
 // live is a running listener and its handler.
 type live struct {
-	cfg  config.Listener
-	ln   *listener.Listener
-	http *httpproxy.Handler
-	tcp  *tcpproxy.Handler
-	done chan struct{}
+	limits *limit.Table // per-client rates and connections, if limited
+	cfg    config.Listener
+	ln     *listener.Listener
+	http   *httpproxy.Handler
+	tcp    *tcpproxy.Handler
+	done   chan struct{}
 }
 
 // New builds and starts everything cfg describes. On error nothing is left
@@ -219,6 +221,15 @@ func (a *App) apply(cfg *config.Config) error {
 			if err != nil {
 				return err
 			}
+			if needsLimits(lc) {
+				// One table per listener, kept across reloads so that a
+				// reload does not hand every client a fresh allowance.
+				if p.keep != nil && p.keep.limits != nil {
+					hc.Limits = p.keep.limits
+				} else {
+					hc.Limits = limit.New(0, nil)
+				}
+			}
 			p.hc = hc
 		}
 		plans = append(plans, p)
@@ -246,6 +257,9 @@ func (a *App) apply(cfg *config.Config) error {
 	for _, p := range plans {
 		l := p.keep
 		l.cfg = *p.lc
+		if p.hc != nil {
+			l.limits = p.hc.Limits
+		}
 		l.ln.SetProxy(p.lc.AcceptProxy, p.lc.TrustedPrefixes)
 		if l.http != nil {
 			l.http.Swap(p.hc)

@@ -10,6 +10,7 @@ import (
 	"github.com/fulcrumlb/fulcrum/internal/config"
 	"github.com/fulcrumlb/fulcrum/internal/health"
 	"github.com/fulcrumlb/fulcrum/internal/httpproxy"
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/pool"
 	"github.com/fulcrumlb/fulcrum/internal/route"
 	"github.com/fulcrumlb/fulcrum/internal/tcpproxy"
@@ -195,6 +196,10 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		TrustedProxies: lc.TrustedPrefixes,
 		Access:         accessRules(lc.Access),
 	}
+	if r := lc.RateLimit; r != nil {
+		hc.Rate = limit.Rate{Requests: r.Requests, Per: r.Per, Burst: r.Burst}
+		hc.ConnsPerClient = r.Connections
+	}
 	routes := lc.Routes
 	if len(routes) == 0 && lc.Pool != "" {
 		routes = []config.Route{{Pool: lc.Pool}}
@@ -226,6 +231,11 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		}
 		hc.CORS = append(hc.CORS, cors)
 		hc.RouteAccess = append(hc.RouteAccess, accessRules(r.Access))
+		var rate limit.Rate
+		if rl := r.RateLimit; rl != nil {
+			rate = limit.Rate{Requests: rl.Requests, Per: rl.Per, Burst: rl.Burst}
+		}
+		hc.RouteRate = append(hc.RouteRate, rate)
 	}
 	table, err := route.New(rules)
 	if err != nil {
@@ -310,3 +320,16 @@ func sameListener(a, b *config.Listener) bool {
 
 var _ = net.Listen
 var _ = time.Second
+
+// needsLimits reports whether a listener or one of its routes limits rates.
+func needsLimits(lc *config.Listener) bool {
+	if lc.RateLimit != nil {
+		return true
+	}
+	for _, r := range lc.Routes {
+		if r.RateLimit != nil {
+			return true
+		}
+	}
+	return false
+}

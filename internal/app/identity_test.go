@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fulcrumlb/fulcrum/internal/app"
 	"github.com/fulcrumlb/fulcrum/internal/config"
@@ -214,5 +215,85 @@ func TestExposedServicesNeedTokens(t *testing.T) {
 	_, err = config.Parse("s.yaml", []byte("state:\n  listen: 0.0.0.0:9100\n  store: {type: memory}\n"))
 	if err == nil || !strings.Contains(err.Error(), "token_file") {
 		t.Fatalf("state on 0.0.0.0 without a token: %v, want an error naming token_file", err)
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	backend := named("app")
+	defer backend.Close()
+	web, admin := freePort(t), freePort(t)
+	start(t, fmt.Sprintf(`admin: {listen: %s}
+log: {access: false}
+listeners:
+  - name: web
+    listen: %s
+    protocol: http
+    rate_limit: {requests: 1000, per: 1s, connections: 2}
+    routes:
+      - path_prefix: /login
+        pool: app
+        rate_limit: {requests: 3, per: 1m, burst: 2}
+      - pool: app
+pools:
+  - name: app
+    keepalive: {type: none}
+    servers: [{name: a, address: %q}]
+`, admin, web, backend.Listener.Addr().String()))
+	// The login route allows the burst (2) plus one, then 429 with a
+	// Retry-After of about a minute's share.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	var codes []int
+	var retry string
+	for i := 0; i < 5; i++ {
+		resp, err := client.Get("http://" + web + "/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+		if resp.StatusCode == 429 {
+			retry = resp.Header.Get("Retry-After")
+		}
+	}
+	if fmt.Sprint(codes) != "[200 200 200 429 429]" || retry == "" {
+		t.Fatalf("login codes %v (Retry-After %q), want three 200s then 429s with Retry-After", codes, retry)
+	}
+	// Other paths are not held to the login rate.
+	if code, _ := body(t, "http://"+web+"/"); code != 200 {
+		t.Fatalf("GET / after the login limit: %d", code)
+	}
+	// A third open connection from the same address is refused. First the
+	// clients above let go of their idle connections, and fulcrum sees them
+	// close.
+	client.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; i < 2; {
+		c, err := net.Dial("tcp", web)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil && resp.StatusCode == 200 {
+			defer c.Close()
+			i++
+			continue
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("connection %d: %v %v", i, err, resp)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 429 {
+		t.Fatalf("third connection: %v %v, want 429", err, resp)
 	}
 }

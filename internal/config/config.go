@@ -134,8 +134,11 @@ type Listener struct {
 	TrustedPrefixes []netip.Prefix `json:"-"`
 	// Access rules apply to every request of the listener, before routing
 	// (key access; see AccessRule).
-	Access   []AccessRule
-	Timeouts ListenerTimeouts
+	Access []AccessRule
+	// RateLimit bounds each client's requests and connections (key
+	// rate_limit; see RateLimit).
+	RateLimit *RateLimit
+	Timeouts  ListenerTimeouts
 	// Limits bound what clients may send (key limits).
 	Limits ListenerLimits
 }
@@ -207,6 +210,9 @@ type Route struct {
 	// Access rules apply to the route's requests after the listener's
 	// (key access; see AccessRule).
 	Access []AccessRule
+	// RateLimit bounds each client's requests on this route, besides the
+	// listener's (key rate_limit).
+	RateLimit *RateLimit
 }
 
 // HeaderMatch matches a request header.

@@ -70,6 +70,7 @@ func (v *validator) identityListener(l *Listener, path string) {
 		}
 	}
 	v.accessRules(l.Access, join(path, "access"))
+	v.rateLimit(l.RateLimit, join(path, "rate_limit"), false)
 	if l.AcceptProxy && len(l.TrustedProxies) == 0 && !v.bad[tp] {
 		v.errf(join(path, "accept_proxy"), "needs trusted_proxies: only those addresses may send PROXY headers")
 	}
@@ -91,6 +92,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // routeAccess validates a route's access rules.
 func (v *validator) routeAccess(r *Route, path string) {
 	v.accessRules(r.Access, join(path, "access"))
+	v.rateLimit(r.RateLimit, join(path, "rate_limit"), true)
 }
 
 // cors validates a route's policy.

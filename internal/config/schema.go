@@ -67,6 +67,7 @@ func (d *decoder) listener(v *yaml.Node, path string) Listener {
 		"pool":            d.str(&l.Pool),
 		"accept_proxy":    d.boolean(&l.AcceptProxy),
 		"access":          d.access(&l.Access),
+		"rate_limit":      d.rateLimit(&l.RateLimit),
 		"trusted_proxies": d.stringList(&l.TrustedProxies),
 		"timeouts": func(v *yaml.Node, path string) {
 			d.fields(v, path, map[string]setter{
@@ -100,9 +101,10 @@ func (d *decoder) route(v *yaml.Node, path string) Route {
 				"value": d.str(&r.Header.Value),
 			})
 		},
-		"pool":   d.str(&r.Pool),
-		"cors":   func(v *yaml.Node, path string) { d.cors(v, path, &r) },
-		"access": d.access(&r.Access),
+		"pool":       d.str(&r.Pool),
+		"cors":       func(v *yaml.Node, path string) { d.cors(v, path, &r) },
+		"access":     d.access(&r.Access),
+		"rate_limit": d.rateLimit(&r.RateLimit),
 	})
 	return r
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"net/netip"
 	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 )
 
 // AccessRule allows or denies requests at the edge. Every condition set
@@ -61,6 +65,22 @@ var errForbidden = []byte("HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; c
 // forbid answers 403 for a request an access rule denied.
 func (cc *clientConn) forbid() outcome {
 	return cc.finishLocal(append(cc.out[:0], errForbidden...), 403, "Forbidden\n")
+}
+
+var tooManyConns = []byte("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: 22\r\n\r\ntoo many connections\r\n")
+
+// limited applies the per-client request rate r; when the client runs
+// ahead of it the request is answered 429 with Retry-After.
+func (cc *clientConn) limited(t *limit.Table, scope int, r limit.Rate) (outcome, bool) {
+	ok, wait := t.Allow(cc.id.client, scope, r)
+	if ok {
+		return outcome{}, false
+	}
+	secs := int64((wait + time.Second - 1) / time.Second)
+	b := append(cc.out[:0], "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: 18\r\nRetry-After: "...)
+	b = strconv.AppendInt(b, max(secs, 1), 10)
+	b = append(b, "\r\n"...)
+	return cc.finishLocal(b, 429, "too many requests\n"), true
 }
 
 // pathOnly is the request path without its query.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fulcrumlb/fulcrum/internal/balance"
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/pool"
 	"github.com/fulcrumlb/fulcrum/internal/route"
 )
@@ -32,8 +33,14 @@ type Config struct {
 	CORS        []*CORS        // by rule index; nil entries: no policy
 	Access      []AccessRule   // the listener's, before routing
 	RouteAccess [][]AccessRule // by rule index, after the listener's
-	Targets     []*Target      // by route target index
-	TLS         bool           // the listener terminates TLS (X-Forwarded-Proto: https)
+
+	// Limits holds per-client rates and connection counts (nil: none).
+	Limits         *limit.Table
+	Rate           limit.Rate   // per client, the listener's
+	RouteRate      []limit.Rate // per client, by rule index
+	ConnsPerClient int          // open connections per client address; 0: unlimited
+	Targets        []*Target    // by route target index
+	TLS            bool         // the listener terminates TLS (X-Forwarded-Proto: https)
 
 	ClientHeader   time.Duration // whole request head must arrive within this
 	ClientIdle     time.Duration // keep-alive wait for the next request
@@ -128,9 +135,20 @@ func (h *Handler) ServeConn(c net.Conn) {
 	cc := newClientConn(h, c)
 	if !h.track(cc) {
 		c.Close()
+		cc.release()
 		return
 	}
 	defer h.untrack(cc)
+	if cfg := h.cfg.Load(); cfg.Limits != nil && cfg.ConnsPerClient > 0 {
+		peer := cc.id.peer.Addr()
+		if !cfg.Limits.Open(peer, cfg.ConnsPerClient) {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			c.Write(tooManyConns)
+			c.Close()
+			return
+		}
+		defer cfg.Limits.Close(peer)
+	}
 	cc.serve()
 }
 

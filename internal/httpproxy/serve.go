@@ -205,12 +205,22 @@ func (cc *clientConn) handle(cfg *Config, start time.Time) (o outcome, rule int,
 	if len(cfg.Access) > 0 && !cc.allowed(cfg.Access, path) {
 		return cc.forbid(), -1, nil
 	}
+	if cfg.Limits != nil {
+		if o, refused := cc.limited(cfg.Limits, 0, cfg.Rate); refused {
+			return o, -1, nil
+		}
+	}
 	target, rule, ok := cfg.Routes.Match(req.host, path, req.header)
 	if !ok || target < 0 || target >= len(cfg.Targets) {
 		return cc.fail(ErrNoRoute), -1, nil
 	}
 	if rule < len(cfg.RouteAccess) && len(cfg.RouteAccess[rule]) > 0 && !cc.allowed(cfg.RouteAccess[rule], path) {
 		return cc.forbid(), rule, cfg.Targets[target]
+	}
+	if cfg.Limits != nil && rule < len(cfg.RouteRate) {
+		if o, refused := cc.limited(cfg.Limits, rule+1, cfg.RouteRate[rule]); refused {
+			return o, rule, cfg.Targets[target]
+		}
 	}
 	t = cfg.Targets[target]
 	cc.rule = rule
