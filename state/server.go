@@ -47,7 +47,8 @@ type Options struct {
 	MaxSize int64
 	// RenewGrace is how long a renewed id stays readable (default 30s).
 	RenewGrace time.Duration
-	// MaxWait caps a lock request's wait= (default LockTimeout).
+	// MaxWait caps a lock request's wait= (default LockTimeout plus a
+	// second: enough for a waiter to outlast a stuck lock until it is broken).
 	MaxWait time.Duration
 	// SweepInterval is the time between expiry sweeps (default 1m).
 	SweepInterval time.Duration
@@ -84,9 +85,12 @@ func NewServer(opts Options) (*Server, error) {
 	def(&opts.LockTimeout, DefaultLockTimeout)
 	def(&opts.MaxSize, DefaultMaxSize)
 	def(&opts.RenewGrace, DefaultRenewGrace)
-	def(&opts.MaxWait, opts.LockTimeout)
 	def(&opts.SweepInterval, DefaultSweepInterval)
 	def(&opts.PollInterval, DefaultPollInterval)
+	// A waiter queued behind a stuck lock must be able to wait until the
+	// lock is breakable and ask once more; capping at LockTimeout exactly
+	// would race the break.
+	def(&opts.MaxWait, opts.LockTimeout+time.Second)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
