@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 )
 
 // reader is a growable read buffer over a connection. Unlike bufio.Reader it
@@ -11,8 +12,16 @@ import (
 type reader struct {
 	conn net.Conn
 	buf  []byte
+	bp   *[]byte // the pooled buffer buf is, nil when buf is not pooled
 	r, w int
 	max  int // the buffer never grows past this
+
+	// For fillIdle: the socket and a read function made once per
+	// connection, so that waiting allocates nothing.
+	raw     syscall.RawConn
+	rawRead func(fd uintptr) bool
+	rawN    int
+	rawErr  error
 }
 
 const (
@@ -25,17 +34,28 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b
 func (b *reader) init(c net.Conn, max int) {
 	b.conn, b.max, b.r, b.w = c, max, 0, 0
 	if b.buf == nil {
-		b.buf = *bufPool.Get().(*[]byte)
+		b.get()
 	}
+}
+
+// get takes a small buffer from the pool.
+func (b *reader) get() {
+	b.bp = bufPool.Get().(*[]byte)
+	b.buf, b.r, b.w = *b.bp, 0, 0
+}
+
+// put returns a pooled buffer to the pool; a grown one is left to the GC.
+func (b *reader) put() {
+	if b.bp != nil {
+		bufPool.Put(b.bp)
+	}
+	b.bp, b.buf = nil, nil
 }
 
 // release returns the buffer to the pool.
 func (b *reader) release() {
-	if b.buf != nil && cap(b.buf) == smallBuf {
-		buf := b.buf[:smallBuf]
-		bufPool.Put(&buf)
-	}
-	b.buf, b.conn = nil, nil
+	b.put()
+	b.conn = nil
 }
 
 func (b *reader) buffered() []byte { return b.buf[b.r:b.w] }
@@ -52,6 +72,9 @@ var errFull = io.ErrShortBuffer
 // fill reads at least one more byte, compacting or growing the buffer. It
 // returns errFull when the buffer already holds max unread bytes.
 func (b *reader) fill() error {
+	if b.buf == nil {
+		b.get()
+	}
 	if b.w == len(b.buf) {
 		if b.r > 0 {
 			b.w = copy(b.buf, b.buf[b.r:b.w])
@@ -66,10 +89,7 @@ func (b *reader) fill() error {
 			}
 			nb := make([]byte, n)
 			copy(nb, b.buf[:b.w])
-			if cap(b.buf) == smallBuf {
-				old := b.buf[:smallBuf]
-				bufPool.Put(&old)
-			}
+			b.put()
 			b.buf = nb
 		}
 	}
@@ -82,6 +102,53 @@ func (b *reader) fill() error {
 		err = io.ErrNoProgress
 	}
 	return err
+}
+
+// fillIdle is fill for a connection waiting for its next request, with
+// nothing buffered: while the socket has nothing to read the buffer goes
+// back to the pool, so an idle keep-alive connection holds no buffer. It
+// costs no system call more than fill: the read is tried first, and only an
+// EAGAIN parks the goroutine (and releases the buffer).
+func (b *reader) fillIdle() error {
+	if b.r != b.w {
+		return b.fill()
+	}
+	if b.rawRead == nil {
+		sc, ok := b.conn.(syscall.Conn)
+		if !ok {
+			return b.fill() // TLS and pipes: keep the buffer
+		}
+		raw, err := sc.SyscallConn()
+		if err != nil {
+			return b.fill()
+		}
+		b.raw = raw
+		b.rawRead = func(fd uintptr) bool {
+			if b.buf == nil {
+				b.get()
+			}
+			b.r, b.w = 0, 0
+			b.rawN, b.rawErr = syscall.Read(int(fd), b.buf)
+			if b.rawErr == syscall.EAGAIN {
+				if b.bp != nil {
+					b.put() // wait for readability without a buffer
+				}
+				return false
+			}
+			return true
+		}
+	}
+	if err := b.raw.Read(b.rawRead); err != nil {
+		return err // a deadline, or the connection closed
+	}
+	switch {
+	case b.rawErr != nil:
+		return b.rawErr
+	case b.rawN <= 0:
+		return io.EOF
+	}
+	b.w = b.rawN
+	return nil
 }
 
 // Read lets the reader serve as an io.Reader that drains the buffer first.

@@ -150,7 +150,7 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 			return time.Time{}, io.EOF
 		}
 		cc.conn.SetReadDeadline(time.Now().Add(cfg.ClientIdle))
-		err := rd.fill()
+		err := rd.fillIdle()
 		cc.waiting.Store(false)
 		if err != nil {
 			return time.Time{}, err
