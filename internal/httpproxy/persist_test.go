@@ -186,3 +186,46 @@ func TestPersistWebSocketFollowsPin(t *testing.T) {
 		t.Fatalf("upgrade request went to %s, pinned to %s", got, first)
 	}
 }
+
+// TestPersistURLJSessionID: mode url with ;jsessionid= (a Java app's
+// cookieless sessions, and its JSESSIONID cookie on the same server).
+func TestPersistURLJSessionID(t *testing.T) {
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("s%d", i)
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/login" {
+				http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: "J" + name, Path: "/"})
+				http.Redirect(w, r, "/cart;jsessionid=J"+name+"?item=1", http.StatusFound)
+				return
+			}
+			fmt.Fprint(w, name)
+		}))
+		t.Cleanup(s.Close)
+		addrs = append(addrs, s.Listener.Addr().String())
+	}
+	table := persist.NewTable(persist.Options{Timeout: time.Minute, MaxEntries: 100})
+	um, err := persist.ParseURLMode("jsessionid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistURL, Table: table, URL: um, HasURL: true}}, addrs...)
+	c := noRedirect(nil)
+	_, resp := fetchWith(t, c, "http://"+f.addr+"/login")
+	loc := resp.Header.Get("Location")
+	issuer := strings.TrimPrefix(strings.SplitN(strings.SplitN(loc, "=", 2)[1], "?", 2)[0], "J")
+	for i := 0; i < 6; i++ {
+		if got, _ := fetchWith(t, c, "http://"+f.addr+loc); got != issuer {
+			t.Fatalf("request %d with the URL id went to %s, the session is on %s", i, got, issuer)
+		}
+	}
+	// Requests without an id are balanced as usual.
+	seen := map[string]bool{}
+	for i := 0; i < 6; i++ {
+		got, _ := fetchWith(t, c, "http://"+f.addr+"/cart")
+		seen[got] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("requests without an id all went to %v", seen)
+	}
+}
