@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -63,7 +64,13 @@ func (p pipeConn) RemoteAddr() net.Addr { return p.remote }
 func (p pipeConn) LocalAddr() net.Addr  { return p.local }
 
 func (b *h2Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Context().Err() != nil {
+		return // reset before it started (rapid reset): never forwarded
+	}
 	client, core := net.Pipe()
+	// A stream the client resets ends its exchange at once.
+	stop := context.AfterFunc(r.Context(), func() { client.Close() })
+	defer stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
