@@ -68,6 +68,7 @@ type live struct {
 	ln     *listener.Listener
 	http   *httpproxy.Handler
 	tcp    *tcpproxy.Handler
+	h2     *httpproxy.H2Switch // https: the HTTP/2 side
 	done   chan struct{}
 }
 
@@ -317,7 +318,8 @@ func (a *App) bind(lc *config.Listener, hc *httpproxy.Config, tc *tcpproxy.Confi
 		l.http = httpproxy.NewHandler(hc, a.log.With("listener", lc.Name), a.opts.Access)
 		h = l.http
 		if lc.Protocol == "https" {
-			h = httpproxy.NewH2Switch(l.http, a.log)
+			l.h2 = httpproxy.NewH2Switch(l.http, a.log)
+			h = l.h2
 		}
 	}
 	opts := listener.Options{Name: lc.Name, Address: lc.Listen, MaxConns: lc.Limits.MaxConns, Logger: a.log,
@@ -357,9 +359,15 @@ func (a *App) retire(l *live, timeout time.Duration) {
 }
 
 func (a *App) drain(ctx context.Context, l *live) {
+	var wg sync.WaitGroup
+	if l.h2 != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); l.h2.Shutdown(ctx) }()
+	}
 	if l.http != nil {
 		l.http.Shutdown(ctx)
 	}
+	wg.Wait()
 	if l.tcp != nil {
 		l.tcp.Shutdown(ctx)
 	}

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -149,5 +150,37 @@ func TestH2ContinuationFlood(t *testing.T) {
 	}
 	if n := served.Load(); n != 0 {
 		t.Fatalf("backend got %d requests from an unfinished header block", n)
+	}
+}
+
+// TestShutdownWithOpenH2Connections: an HTTP/2 client that keeps its
+// connection open does not hold up shutdown: it gets GOAWAY.
+func TestShutdownWithOpenH2Connections(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") }))
+	defer backend.Close()
+	dir := t.TempDir()
+	certFile, keyFile, cert := selfSigned(t, dir, "h2.example")
+	web, admin := freePort(t), freePort(t)
+	f := start(t, fmt.Sprintf("admin: {listen: %s}\nlog: {access: false}\nlisteners:\n  - {name: web, listen: %s, protocol: https, tls: {cert: %s, key: %s}, pool: app}\npools:\n  - name: app\n    keepalive: {type: none}\n    servers: [{name: a, address: %q}]\n", admin, web, certFile, keyFile, backend.Listener.Addr().String()))
+	roots := x509.NewCertPool()
+	roots.AddCert(cert)
+	client := tlsClient(t, web, roots, true)
+	if code, _ := fetch(t, client, "https://h2.example/", nil); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	// The client's connection stays open (idle in its pool).
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- f.app.Shutdown(ctx)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Shutdown still waiting for an idle HTTP/2 connection")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http2"
 )
@@ -23,15 +24,25 @@ import (
 type H2Switch struct {
 	h   *Handler
 	srv http2.Server
+	hs  *http.Server // holds the HTTP/2 server's graceful-shutdown hook
 	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
 }
 
 // NewH2Switch returns a switch in front of h.
 func NewH2Switch(h *Handler, log *slog.Logger) *H2Switch {
-	return &H2Switch{h: h, log: log, srv: http2.Server{
+	s := &H2Switch{h: h, log: log, conns: map[net.Conn]struct{}{}, srv: http2.Server{
 		MaxConcurrentStreams: 250,
 		MaxReadFrameSize:     1 << 20,
 	}}
+	// ConfigureServer gives the HTTP/2 server its shared state, and hooks
+	// GOAWAY to every connection on hs.Shutdown.
+	s.hs = &http.Server{}
+	http2.ConfigureServer(s.hs, &s.srv)
+	return s
 }
 
 // ServeConn serves one accepted (TLS) connection.
@@ -42,10 +53,40 @@ func (s *H2Switch) ServeConn(c net.Conn) {
 		return
 	}
 	defer c.Close()
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
 	// The listener's header limit bounds HTTP/2 header blocks too (and so
 	// CONTINUATION floods); x/net/http2 also limits streams and resets.
 	base := &http.Server{MaxHeaderBytes: s.h.Config().MaxHeaderBytes}
 	s.srv.ServeConn(c, &http2.ServeConnOpts{BaseConfig: base, Handler: &h2Bridge{h: s.h, remote: c.RemoteAddr(), local: c.LocalAddr()}})
+}
+
+// Shutdown sends GOAWAY on every HTTP/2 connection, lets their streams
+// finish until ctx ends, then closes what is left.
+func (s *H2Switch) Shutdown(ctx context.Context) error {
+	s.hs.Shutdown(ctx) // runs the GOAWAY hook; it serves no listener itself
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
 }
 
 // h2Bridge turns one HTTP/2 stream into an HTTP/1.1 exchange with the core.

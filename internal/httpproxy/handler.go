@@ -174,7 +174,11 @@ func (h *Handler) untrack(cc *clientConn) {
 // Shutdown stops serving: idle connections close now, busy ones after their
 // current exchange. When ctx ends first, the rest are closed.
 func (h *Handler) Shutdown(ctx context.Context) error {
+	// Under the lock: a connection either was tracked before (and is waited
+	// for) or sees draining and is refused; none is added while we wait.
+	h.mu.Lock()
 	h.draining.Store(true)
+	h.mu.Unlock()
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	tick := time.NewTicker(20 * time.Millisecond)
