@@ -202,26 +202,34 @@ func TestReloadKeepsServerStateAndRefusesBadConfig(t *testing.T) {
 	}
 }
 
-func TestTCPListenerSplices(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
+// echoServer starts a TCP server that echoes each connection until the
+// client half-closes, and returns its address.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer echo.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
-			c, err := echo.Accept()
+			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
 			go func() {
 				defer c.Close()
-				io.Copy(c, c) // echo until the client half-closes
+				io.Copy(c, c)
 			}()
 		}
 	}()
+	return ln.Addr().String()
+}
+
+func TestTCPListenerSplices(t *testing.T) {
+	echo := echoServer(t)
 	tcp, admin := freePort(t), freePort(t)
-	text := fmt.Sprintf("admin: {listen: %s}\nlisteners:\n  - name: db\n    listen: %s\n    protocol: tcp\n    pool: pg\npools:\n  - name: pg\n    balance: least_conn\n    servers: [{name: pg1, address: %q}]\n", admin, tcp, echo.Addr().String())
+	text := fmt.Sprintf("admin: {listen: %s}\nlisteners:\n  - name: db\n    listen: %s\n    protocol: tcp\n    pool: pg\npools:\n  - name: pg\n    balance: least_conn\n    servers: [{name: pg1, address: %q}]\n", admin, tcp, echo)
 	start(t, text)
 	c, err := net.Dial("tcp", tcp)
 	if err != nil {
@@ -298,23 +306,10 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 // TestReloadKeepsOpenTunnels: a TCP connection open through an unchanged
 // listener and pool goes on across a reload.
 func TestReloadKeepsOpenTunnels(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
+	echo := echoServer(t)
 	tcp, admin := freePort(t), freePort(t)
 	text := func(weight int) string {
-		return fmt.Sprintf("admin: {listen: %s}\nlisteners:\n  - {name: db, listen: %s, protocol: tcp, pool: pg}\npools:\n  - name: pg\n    balance: least_conn\n    keepalive: {type: none}\n    servers: [{name: pg1, address: %q, weight: %d}]\n", admin, tcp, echo.Addr().String(), weight)
+		return fmt.Sprintf("admin: {listen: %s}\nlisteners:\n  - {name: db, listen: %s, protocol: tcp, pool: pg}\npools:\n  - name: pg\n    balance: least_conn\n    keepalive: {type: none}\n    servers: [{name: pg1, address: %q, weight: %d}]\n", admin, tcp, echo, weight)
 	}
 	f := start(t, text(1))
 	c, err := net.Dial("tcp", tcp)
