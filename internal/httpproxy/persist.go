@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/fulcrumlb/fulcrum/internal/persist"
@@ -34,6 +35,25 @@ type Persistence struct {
 	Secure    bool           // cookie mode: the listener is https
 
 	byName map[string]int
+	sealed []atomic.Pointer[sealedCookie] // cookie mode: by server index
+}
+
+// sealedCookie is a Set-Cookie line fulcrum handed out for one server,
+// reused until fresh: sealing (AES-GCM, a random nonce, allocations) on
+// every response to a client without the cookie cost more than the rest of
+// the request. The token names only the server, so every client sent to
+// that server may get the same one; reusing it for a short while moves its
+// sealed expiry by at most that while.
+type sealedCookie struct {
+	line  []byte // "Set-Cookie: NAME=TOKEN; ...\r\n"
+	fresh int64  // unix nanoseconds until which it is handed out again
+}
+
+// cookieReuse is how long a sealed cookie is reused: short against the
+// cookie's validity (Timeout/64 when that is shorter), so a key rotation or
+// an expiry takes effect within it.
+func (p *Persistence) cookieReuse() time.Duration {
+	return min(time.Second, p.Timeout/64)
 }
 
 // Index maps server names to their index in the pool; call once after
@@ -43,6 +63,30 @@ func (p *Persistence) Index(servers []*pool.Server) {
 	for i, s := range servers {
 		p.byName[s.Name()] = i
 	}
+	p.sealed = make([]atomic.Pointer[sealedCookie], len(servers))
+}
+
+// cookieLine returns the Set-Cookie line naming server i (name), sealing a
+// new token when the last one is no longer fresh.
+func (p *Persistence) cookieLine(i int, name string) ([]byte, error) {
+	now := time.Now().UnixNano()
+	if i < len(p.sealed) {
+		if c := p.sealed[i].Load(); c != nil && now < c.fresh {
+			return c.line, nil
+		}
+	}
+	v, err := persist.EncodeCookie(p.Sealer, p.Pool, name, p.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	line := make([]byte, 0, 128)
+	line = append(line, "Set-Cookie: "...)
+	line = append(line, persist.SetCookieValue(p.Cookie, v, p.Timeout, p.Secure)...)
+	line = append(line, "\r\n"...)
+	if i < len(p.sealed) {
+		p.sealed[i].Store(&sealedCookie{line: line, fresh: now + int64(p.cookieReuse())})
+	}
+	return line, nil
 }
 
 // pin is what persistence found for one request.
@@ -134,14 +178,12 @@ func (cc *clientConn) learnPin(t *Target, i int, resp *response) {
 		if cc.pin.valid && cc.pin.server == i {
 			return
 		}
-		v, err := persist.EncodeCookie(p.Sealer, p.Pool, srv.Name(), p.Timeout)
+		line, err := p.cookieLine(i, srv.Name())
 		if err != nil {
 			cc.h.log.Warn("sealing persistence cookie", "pool", p.Pool, "err", err)
 			return
 		}
-		cc.extra = append(cc.extra, "Set-Cookie: "...)
-		cc.extra = append(cc.extra, persist.SetCookieValue(p.Cookie, v, p.Timeout, p.Secure)...)
-		cc.extra = append(cc.extra, "\r\n"...)
+		cc.extra = append(cc.extra, line...)
 	case PersistAppCookie, PersistURL:
 		// An id the client already carried, seen for the first time or
 		// moved to another server, is pinned where it went.

@@ -229,3 +229,35 @@ func TestPersistURLJSessionID(t *testing.T) {
 		t.Fatalf("requests without an id all went to %v", seen)
 	}
 }
+
+// TestPersistSealedCookieReused: a sealed cookie is reused for clients sent
+// to the same server for a short while (Timeout/64, at most a second), then
+// sealed anew; every token opens to the server.
+func TestPersistSealedCookieReused(t *testing.T) {
+	ring, err := keyring.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 64 * 100 * time.Millisecond // reused for 100ms
+	f := startProxy(t, fixtureOpts{persist: &httpproxy.Persistence{Mode: httpproxy.PersistCookie, Cookie: "FULCRUM", Sealer: ring, Timeout: timeout}}, sessionApps(t, 1)...)
+	token := func() string {
+		_, resp := fetchWith(t, http.DefaultClient, "http://"+f.addr+"/")
+		v := strings.TrimPrefix(strings.SplitN(resp.Header.Get("Set-Cookie"), ";", 2)[0], "FULCRUM=")
+		if name, err := persist.DecodeCookie(ring, "app", v); err != nil || name != "s0" {
+			t.Fatalf("cookie %q opens to %q, %v; want s0", v, name, err)
+		}
+		return v
+	}
+	// Two clients in a row: the second gets the first one's token, unless
+	// the window closed between them (then a third try must share).
+	a, b := token(), token()
+	if a != b {
+		if c := token(); c != b {
+			t.Fatalf("three clients in a row got three tokens: the sealed cookie is not reused")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if c := token(); c == b {
+		t.Fatalf("token still reused %v after it was sealed (window %v)", 300*time.Millisecond, timeout/64)
+	}
+}
