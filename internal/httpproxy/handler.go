@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fulcrumlb/fulcrum/internal/balance"
@@ -109,7 +110,7 @@ type Handler struct {
 	dialer net.Dialer
 
 	mu       sync.Mutex
-	conns    map[*clientConn]struct{}
+	conns    map[*live]struct{}
 	draining atomic.Bool
 	wg       sync.WaitGroup
 }
@@ -117,7 +118,7 @@ type Handler struct {
 // NewHandler returns a handler forwarding with cfg. access, when not nil,
 // receives one record per request.
 func NewHandler(cfg *Config, log *slog.Logger, access func(*AccessRecord)) *Handler {
-	h := &Handler{log: log, access: access, conns: make(map[*clientConn]struct{})}
+	h := &Handler{log: log, access: access, conns: make(map[*live]struct{})}
 	h.dialer.KeepAlive = 30 * time.Second
 	h.cfg.Store(cfg)
 	return h
@@ -130,44 +131,75 @@ func (h *Handler) Swap(cfg *Config) { h.cfg.Store(cfg) }
 func (h *Handler) Config() *Config { return h.cfg.Load() }
 
 // ServeConn serves one client connection until it closes, times out or the
-// handler shuts down. It returns when the connection is finished.
+// handler shuts down. It returns when the connection is finished; the
+// connection never parks (see ServeConnAsync).
 func (h *Handler) ServeConn(c net.Conn) {
-	cc := newClientConn(h, c)
-	if !h.track(cc) {
-		c.Close()
-		cc.release()
-		return
+	if l := h.accept(c, nil); l != nil {
+		l.noPark = true
+		l.run()
 	}
-	defer h.untrack(cc)
+}
+
+// ServeConnAsync serves one client connection like ServeConn, but may
+// return while the connection is still open: an idle keep-alive connection
+// is parked without a goroutine (see park.go) and served again when its next
+// request arrives. done is called once, when the connection is finished.
+func (h *Handler) ServeConnAsync(c net.Conn, done func()) {
+	if l := h.accept(c, done); l != nil {
+		l.run()
+	}
+}
+
+// accept tracks a new connection and counts it against the per-client
+// connection limit; nil means it was refused (and is finished).
+func (h *Handler) accept(c net.Conn, done func()) *live {
+	l := &live{h: h, conn: c, done: done}
+	if _, ok := c.(syscall.Conn); !ok {
+		l.noPark = true // TLS, pipes: no socket to watch
+	}
+	if !h.track(l) {
+		c.Close()
+		if done != nil {
+			done()
+		}
+		return nil
+	}
 	if cfg := h.cfg.Load(); cfg.Limits != nil && cfg.ConnsPerClient > 0 {
-		peer := cc.id.peer.Addr()
+		peer := peerAddr(c)
 		if !cfg.Limits.Open(peer, cfg.ConnsPerClient) {
 			c.SetWriteDeadline(time.Now().Add(time.Second))
 			c.Write(tooManyConns)
-			c.Close()
-			return
+			l.finish()
+			return nil
 		}
-		defer cfg.Limits.Close(peer)
+		l.limited, l.peer = cfg.Limits, peer
 	}
-	cc.serve()
+	return l
 }
 
-func (h *Handler) track(cc *clientConn) bool {
+// peerAddr is the connection's remote address as the client identity
+// starts from it.
+func peerAddr(c net.Conn) netip.Addr {
+	var id identity
+	id.init(c, nil)
+	return id.peer.Addr()
+}
+
+func (h *Handler) track(l *live) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.draining.Load() {
 		return false
 	}
-	h.conns[cc] = struct{}{}
+	h.conns[l] = struct{}{}
 	h.wg.Add(1)
 	return true
 }
 
-func (h *Handler) untrack(cc *clientConn) {
+func (h *Handler) untrack(l *live) {
 	h.mu.Lock()
-	delete(h.conns, cc)
+	delete(h.conns, l)
 	h.mu.Unlock()
-	cc.release()
 	h.wg.Done()
 }
 
@@ -190,10 +222,11 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			h.mu.Lock()
-			for cc := range h.conns {
-				cc.conn.Close()
+			for l := range h.conns {
+				l.conn.Close()
 			}
 			h.mu.Unlock()
+			h.closeIdle() // parked ones have no goroutine to notice
 			<-done
 			return ctx.Err()
 		case <-tick.C:
@@ -201,12 +234,28 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}
 }
 
+// closeIdle closes the connections waiting for a request: those waiting on
+// their goroutine see the close; parked ones are claimed back from the
+// parker and finished here.
 func (h *Handler) closeIdle() {
+	var parked []*live
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	for cc := range h.conns {
-		if cc.waiting.Load() {
-			cc.conn.Close()
+	for l := range h.conns {
+		switch l.state.Load() {
+		case liveWaiting:
+			l.conn.Close()
+		case liveParked:
+			parked = append(parked, l)
+		}
+	}
+	h.mu.Unlock()
+	if len(parked) == 0 {
+		return
+	}
+	p := getParker()
+	for _, l := range parked {
+		if p.claim(l) {
+			l.finish()
 		}
 	}
 }
@@ -216,4 +265,18 @@ func (h *Handler) ActiveConns() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.conns)
+}
+
+// ParkedConns is the number of this handler's connections parked now
+// (idle, without a goroutine).
+func (h *Handler) ParkedConns() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for l := range h.conns {
+		if l.state.Load() == liveParked {
+			n++
+		}
+	}
+	return n
 }

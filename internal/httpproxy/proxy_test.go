@@ -2,6 +2,7 @@ package httpproxy_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -44,6 +45,8 @@ type fixtureOpts struct {
 	access          []httpproxy.AccessRule
 	noAccessLog     bool
 	trusted         []netip.Prefix
+	clientIdle      time.Duration // default 5s
+	async           bool          // serve with ServeConnAsync: idle connections park
 }
 
 func startProxy(t testing.TB, o fixtureOpts, addrs ...string) *proxyFixture {
@@ -92,7 +95,7 @@ func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *
 	}
 	cfg := &httpproxy.Config{
 		Listener: "web", Routes: table, RouteNames: []string{"default"}, Targets: []*httpproxy.Target{f.target},
-		ClientHeader: 2 * time.Second, ClientIdle: 5 * time.Second, ClientBody: 5 * time.Second, TunnelIdle: 5 * time.Second,
+		ClientHeader: 2 * time.Second, ClientIdle: cmp.Or(o.clientIdle, 5*time.Second), ClientBody: 5 * time.Second, TunnelIdle: 5 * time.Second,
 		MaxHeaderBytes: o.maxHeader, MaxBody: o.maxBody, TrustedProxies: o.trusted,
 	}
 	cfg.Access = o.access
@@ -125,6 +128,10 @@ func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *
 				return
 			}
 			wg.Add(1)
+			if o.async {
+				go f.handler.ServeConnAsync(c, wg.Done)
+				continue
+			}
 			go func() { defer wg.Done(); f.handler.ServeConn(c) }()
 		}
 	}()

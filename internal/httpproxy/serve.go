@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 // requests so that steady-state forwarding allocates nothing.
 type clientConn struct {
 	h    *Handler
+	live *live
 	conn net.Conn
 	rd   reader
 	req  request
@@ -29,15 +29,14 @@ type clientConn struct {
 	id      identity
 	private []*upConn // server connections bound to this client (PROXY header, transparent)
 
-	waiting atomic.Bool // idle between requests: shutdown may close it
-	tried   [8]int
-	in      balance.Input // per request; a field so it does not escape per call
-	cors    *CORS         // the matched route's policy, if any
-	pin     pin           // persistence for the request
-	rule    int           // the matched route
-	keyBuf  []byte        // persistence key storage
-	extra   []byte        // response fields fulcrum adds (Set-Cookie)
-	xff     [][]byte
+	tried  [8]int
+	in     balance.Input // per request; a field so it does not escape per call
+	cors   *CORS         // the matched route's policy, if any
+	pin    pin           // persistence for the request
+	rule   int           // the matched route
+	keyBuf []byte        // persistence key storage
+	extra  []byte        // response fields fulcrum adds (Set-Cookie)
+	xff    [][]byte
 }
 
 // clientConns recycles connection state, so that a new connection reuses
@@ -100,14 +99,18 @@ type outcome struct {
 	keep    bool // the client connection may serve another request
 }
 
-func (cc *clientConn) serve() {
-	defer cc.conn.Close()
+// serve serves requests until the connection is done (false: the caller
+// finishes it) or parked (true: the parker owns it now).
+func (cc *clientConn) serve() (parked bool) {
 	cfg := cc.h.cfg.Load()
 	cc.rd.init(cc.conn, cfg.MaxHeaderBytes)
 	for {
 		cfg = cc.h.cfg.Load()
 		cc.rd.max = max(cfg.MaxHeaderBytes, smallBuf)
 		start, err := cc.readHead(cfg)
+		if err == errParked {
+			return true
+		}
 		if err != nil {
 			if start.IsZero() || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				// Idle connection closed or timed out, or a client that
@@ -134,25 +137,20 @@ func (cc *clientConn) serve() {
 			}
 		}
 		if !o.keep || cc.h.draining.Load() {
-			return
+			return false
 		}
 	}
 }
+
+// errParked is readHead's way of saying the connection went to the parker.
+var errParked = errors.New("connection parked")
 
 // readHead waits for the next request and parses its head. start is zero when
 // no byte of a new request arrived.
 func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 	rd := &cc.rd
 	if rd.r == rd.w {
-		cc.waiting.Store(true)
-		if cc.h.draining.Load() {
-			cc.waiting.Store(false)
-			return time.Time{}, io.EOF
-		}
-		cc.conn.SetReadDeadline(time.Now().Add(cfg.ClientIdle))
-		err := rd.fillIdle()
-		cc.waiting.Store(false)
-		if err != nil {
+		if err := cc.waitIdle(cfg); err != nil {
 			return time.Time{}, err
 		}
 	}
@@ -192,6 +190,38 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 			return start, err
 		}
 	}
+}
+
+// waitIdle waits for the first bytes of the next request, up to the
+// keep-alive timeout. A connection still idle after parkAfter is parked
+// (errParked) when nothing binds it to this goroutine.
+func (cc *clientConn) waitIdle(cfg *Config) error {
+	l := cc.live
+	l.state.Store(liveWaiting)
+	defer l.state.CompareAndSwap(liveWaiting, liveServing)
+	if cc.h.draining.Load() {
+		return io.EOF
+	}
+	now := time.Now()
+	idleUntil := now.Add(cfg.ClientIdle)
+	canPark := !l.noPark && len(cc.private) == 0 && cfg.ClientIdle > parkAfter
+	if canPark {
+		cc.conn.SetReadDeadline(now.Add(parkAfter))
+	} else {
+		cc.conn.SetReadDeadline(idleUntil)
+	}
+	err := cc.rd.fillIdle()
+	if err == nil || !canPark || !isTimeout(err) || cc.h.draining.Load() {
+		return err
+	}
+	// Idle for parkAfter: park, unless the connection cannot be.
+	cc.conn.SetReadDeadline(time.Time{})
+	cc.rd.put()
+	if l.park(idleUntil) {
+		return errParked
+	}
+	cc.conn.SetReadDeadline(idleUntil)
+	return cc.rd.fillIdle()
 }
 
 // handle routes and forwards one request whose head is parsed.

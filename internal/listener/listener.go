@@ -20,6 +20,14 @@ type ConnHandler interface {
 	ServeConn(c net.Conn)
 }
 
+// AsyncConnHandler is a ConnHandler that may return before the connection
+// is done (an idle connection parked without a goroutine); it calls done
+// once when it is. The listener keeps counting the connection until then.
+type AsyncConnHandler interface {
+	ConnHandler
+	ServeConnAsync(c net.Conn, done func())
+}
+
 // Options describe one listener.
 type Options struct {
 	Name     string
@@ -134,12 +142,18 @@ func (l *Listener) Serve() error {
 }
 
 func (l *Listener) serve(c net.Conn) {
-	defer func() {
+	finished := func() {
 		l.open.Add(-1)
 		if l.sem != nil {
 			<-l.sem
 		}
 		l.wg.Done()
+	}
+	async := false
+	defer func() {
+		if !async {
+			finished()
+		}
 	}()
 	if p := l.proxy.Load(); p.accept {
 		pc, err := acceptProxy(c, p.trusted, l.opts.HandshakeTimeout)
@@ -161,7 +175,13 @@ func (l *Listener) serve(c net.Conn) {
 		c.SetDeadline(time.Time{})
 		c = t
 	}
-	l.handler.Load().h.ServeConn(c)
+	h := l.handler.Load().h
+	if ah, ok := h.(AsyncConnHandler); ok {
+		async = true
+		ah.ServeConnAsync(c, finished)
+		return
+	}
+	h.ServeConn(c)
 }
 
 // Close stops accepting. Connections being served go on; Wait for them.

@@ -218,3 +218,44 @@ func testCert(t *testing.T) tls.Certificate {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
+
+// parking is an AsyncConnHandler that returns at once and keeps each
+// connection, as a parked one, until finish is called.
+type parking struct{ done chan func() }
+
+func (p *parking) ServeConn(c net.Conn) { panic("the listener must prefer ServeConnAsync") }
+func (p *parking) ServeConnAsync(c net.Conn, done func()) {
+	p.done <- func() { c.Close(); done() }
+}
+
+// TestAsyncHandlerKeepsCounting: a connection handed to ServeConnAsync is
+// counted (Open, MaxConns, Wait) until its done is called, though the
+// handler returned long before.
+func TestAsyncHandlerKeepsCounting(t *testing.T) {
+	h := &parking{done: make(chan func(), 4)}
+	l, _ := start(t, listener.Options{MaxConns: 2}, h)
+	dial(t, l.Addr().String())
+	dial(t, l.Addr().String())
+	finish := []func(){<-h.done, <-h.done}
+	if got := l.Open(); got != 2 {
+		t.Fatalf("Open = %d with two parked connections, want 2", got)
+	}
+	// MaxConns is reached: a third connection waits for a slot.
+	dial(t, l.Addr().String())
+	select {
+	case <-h.done:
+		t.Fatal("a third connection was served past MaxConns 2 while two were parked")
+	case <-time.After(200 * time.Millisecond):
+	}
+	finish[0]()
+	third := <-h.done
+	finish[1]()
+	third()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Open() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Open = %d after every done, want 0", l.Open())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
