@@ -165,14 +165,25 @@ func TestTraceEndpoint(t *testing.T) {
 	}
 }
 
+// wildcardPort returns a port that is free on every local address.
+func wildcardPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
 // TestExposedServicesNeedTokens: the admin API and the state service refuse
 // to start on a non-loopback address without a token, and with one they
 // refuse requests that do not carry it.
 func TestExposedServicesNeedTokens(t *testing.T) {
 	backend := named("a")
 	defer backend.Close()
-	port := freePort(t)
-	_, p, _ := strings.Cut(port, ":")
+	p := wildcardPort(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f.yaml")
 	writeConfig(t, path, fmt.Sprintf("admin: {listen: '0.0.0.0:%s'}\nlisteners: [{name: web, listen: %s, protocol: http, pool: app}]\npools: [{name: app, keepalive: {type: none}, servers: [{name: a, address: %q}]}]\n", p, freePort(t), backend.Listener.Addr().String()))
@@ -184,6 +195,9 @@ func TestExposedServicesNeedTokens(t *testing.T) {
 		t.Fatalf("admin on 0.0.0.0 without a token: %v, want a refusal naming token_file", err)
 	}
 
+	// A port free on every address now: the first one may have been taken
+	// meanwhile (it is from the ephemeral range, and was only refused).
+	p = wildcardPort(t)
 	token := filepath.Join(dir, "admin.token")
 	os.WriteFile(token, []byte("s3cret-token-value\n"), 0o600)
 	writeConfig(t, path, fmt.Sprintf("admin: {listen: '0.0.0.0:%s', token_file: %s}\nlisteners: [{name: web, listen: %s, protocol: http, pool: app}]\npools: [{name: app, keepalive: {type: none}, servers: [{name: a, address: %q}]}]\n", p, token, freePort(t), backend.Listener.Addr().String()))
