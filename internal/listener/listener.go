@@ -62,7 +62,12 @@ type handlerBox struct{ h ConnHandler }
 
 // Listen binds the address.
 func Listen(opts Options, h ConnHandler) (*Listener, error) {
-	ln, err := net.Listen("tcp", opts.Address)
+	// No TCP keep-alive probes on accepted connections (Go enables them by
+	// default, three setsockopt calls per connection): every client
+	// connection already ends at its idle, header or tunnel timeout, and
+	// HAProxy leaves them off too (option clitcpka).
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", opts.Address)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,5 +258,26 @@ func TestAsyncHandlerKeepsCounting(t *testing.T) {
 			t.Fatalf("Open = %d after every done, want 0", l.Open())
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestNoTCPKeepAliveOnAccepted: accepted connections carry no TCP
+// keep-alive (three setsockopt calls each that the timeouts make useless).
+func TestNoTCPKeepAliveOnAccepted(t *testing.T) {
+	got := make(chan int, 1)
+	l, _ := start(t, listener.Options{}, handlerFunc(func(c net.Conn) {
+		defer c.Close()
+		raw, err := c.(syscall.Conn).SyscallConn()
+		if err != nil {
+			got <- -1
+			return
+		}
+		v := -1
+		raw.Control(func(fd uintptr) { v, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE) })
+		got <- v
+	}))
+	dial(t, l.Addr().String())
+	if v := <-got; v != 0 {
+		t.Fatalf("SO_KEEPALIVE = %d on an accepted connection, want 0", v)
 	}
 }
