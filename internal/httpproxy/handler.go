@@ -224,9 +224,12 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			h.mu.Lock()
 			for l := range h.conns {
 				l.conn.Close()
+				if r := l.tun.Load(); r != nil {
+					r.uc.conn.Close()
+				}
 			}
 			h.mu.Unlock()
-			h.closeIdle() // parked ones have no goroutine to notice
+			h.closeParked(true) // parked ones have no goroutine to notice
 			<-done
 			return ctx.Err()
 		case <-tick.C:
@@ -236,15 +239,26 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 
 // closeIdle closes the connections waiting for a request: those waiting on
 // their goroutine see the close; parked ones are claimed back from the
-// parker and finished here.
+// parker and finished here. Tunnels are not idle in this sense: they run
+// until the shutdown deadline.
 func (h *Handler) closeIdle() {
+	h.mu.Lock()
+	for l := range h.conns {
+		if l.state.Load() == liveWaiting {
+			l.conn.Close()
+		}
+	}
+	h.mu.Unlock()
+	h.closeParked(false)
+}
+
+// closeParked finishes the parked connections (and, with tunnels, the
+// parked tunnels).
+func (h *Handler) closeParked(tunnels bool) {
 	var parked []*live
 	h.mu.Lock()
 	for l := range h.conns {
-		switch l.state.Load() {
-		case liveWaiting:
-			l.conn.Close()
-		case liveParked:
+		if l.state.Load() == liveParked && (tunnels || l.tun.Load() == nil) {
 			parked = append(parked, l)
 		}
 	}

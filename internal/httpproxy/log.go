@@ -7,6 +7,11 @@ func (cc *clientConn) logRequest(cfg *Config, start time.Time, rule int, t *Targ
 	if cc.h.access == nil {
 		return
 	}
+	cc.h.access(cc.accessRecord(cfg, start, rule, t, o))
+}
+
+// accessRecord is the access log record of the request just handled.
+func (cc *clientConn) accessRecord(cfg *Config, start time.Time, rule int, t *Target, o outcome) *AccessRecord {
 	req := &cc.req
 	rec := &AccessRecord{
 		Client:   string(cc.id.clientText),
@@ -28,5 +33,5 @@ func (cc *clientConn) logRequest(cfg *Config, start time.Time, rule int, t *Targ
 	if o.server != nil {
 		rec.Server = o.server.Name()
 	}
-	cc.h.access(rec)
+	return rec
 }

@@ -49,11 +49,37 @@ type live struct {
 
 	noPark bool // ServeConn callers wait for the connection: no parking
 
-	// Owned by the parker while parked.
+	// tun is set once the connection is a tunnel (WebSocket): it owns the
+	// server side and is what a wake-up resumes.
+	tun atomic.Pointer[relay]
+
+	// Owned by the parker while parked: the sockets it may watch (the
+	// client's; a tunnel's server side too) and when the wait ends.
+	socks     [2]parkSock
+	nsocks    int
+	idleUntil int64 // unix nanoseconds: the keep-alive or tunnel idle wait ends
+}
+
+// parkSock is one socket the parker may watch for a live connection.
+type parkSock struct {
 	raw        syscall.RawConn
 	id         uint64
-	registered bool  // in the parker's epoll set (disarmed while not parked)
-	idleUntil  int64 // unix nanoseconds: the keep-alive wait ends
+	registered bool // in the parker's epoll set (disarmed while not parked)
+}
+
+// addSock makes c watchable; false when it has no socket (TLS, pipes).
+func (l *live) addSock(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	l.socks[l.nsocks] = parkSock{raw: raw}
+	l.nsocks++
+	return true
 }
 
 // finish ends a connection that no goroutine serves any more: closes it,
@@ -61,6 +87,9 @@ type live struct {
 func (l *live) finish() {
 	l.state.Store(liveClosed)
 	l.conn.Close()
+	if r := l.tun.Load(); r != nil {
+		r.finished()
+	}
 	if l.limited != nil {
 		l.limited.Close(l.peer)
 	}
@@ -70,14 +99,28 @@ func (l *live) finish() {
 	}
 }
 
+// resume continues l after the parker woke it.
+func (l *live) resume() {
+	if r := l.tun.Load(); r != nil {
+		r.activate()
+		return
+	}
+	l.run()
+}
+
 // run serves l on the calling goroutine until it is finished or parked.
 func (l *live) run() {
 	cc := newClientConn(l.h, l.conn)
 	cc.live = l
-	parked := cc.serve()
+	handedOff := cc.serve()
 	cc.release()
-	if !parked {
+	switch {
+	case !handedOff:
 		l.finish()
+	case l.tun.Load() != nil && l.state.Load() == liveServing:
+		// A new relay: start it on fresh goroutines, leaving this one
+		// (and the stack the request path grew) to end.
+		go l.tun.Load().activate()
 	}
 }
 
@@ -92,19 +135,10 @@ func (l *live) park(idleUntil time.Time) bool {
 	if p == nil {
 		return false
 	}
-	if l.raw == nil {
-		sc, ok := l.conn.(syscall.Conn)
-		if !ok {
-			l.noPark = true
-			return false
-		}
-		raw, err := sc.SyscallConn()
-		if err != nil {
-			l.noPark = true
-			return false
-		}
-		l.raw = raw
+	if l.nsocks == 0 && !l.addSock(l.conn) {
+		l.noPark = true
+		return false
 	}
 	l.idleUntil = idleUntil.UnixNano()
-	return p.park(l)
+	return p.park(l, 1)
 }

@@ -38,22 +38,54 @@ func getParker() *parker {
 	return theParker
 }
 
-// park registers l (armed, one-shot) and marks it parked. The registration
-// runs under the socket's reference (RawConn.Control), so a connection
-// closed meanwhile is refused rather than its descriptor number reused.
-func (p *parker) park(l *live) bool {
+// park registers the sockets of l that watch selects (bit i: l.socks[i]),
+// armed and one-shot, and marks l parked. Registration runs under each
+// socket's reference (RawConn.Control), so a connection closed meanwhile is
+// refused rather than its descriptor number reused. On failure nothing
+// stays armed.
+func (p *parker) park(l *live, watch uint8) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if l.id == 0 {
-		p.nextID++
-		l.id = p.nextID
+	armed := 0
+	for i := 0; i < l.nsocks; i++ {
+		if watch&(1<<i) == 0 {
+			continue
+		}
+		s := &l.socks[i]
+		if s.id == 0 {
+			p.nextID++
+			s.id = p.nextID
+		}
+		if !p.arm(s) {
+			for j := 0; j < i; j++ {
+				if watch&(1<<j) != 0 {
+					p.disarm(&l.socks[j])
+				}
+			}
+			return false
+		}
+		armed++
 	}
+	if armed == 0 {
+		return false
+	}
+	for i := 0; i < l.nsocks; i++ {
+		if watch&(1<<i) != 0 {
+			p.parked[l.socks[i].id] = l
+		}
+	}
+	l.state.Store(liveParked)
+	return true
+}
+
+// arm registers s (or re-arms it) for one readiness event.
+func (p *parker) arm(s *parkSock) bool {
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
-		Fd: int32(uint32(l.id)), Pad: int32(uint32(l.id >> 32))}
+		Fd: int32(uint32(s.id)), Pad: int32(uint32(s.id >> 32))}
 	var opErr error
-	err := l.raw.Control(func(fd uintptr) {
+	err := s.raw.Control(func(fd uintptr) {
 		op := syscall.EPOLL_CTL_MOD
-		if !l.registered {
+		if !s.registered {
 			op = syscall.EPOLL_CTL_ADD
 		}
 		opErr = syscall.EpollCtl(p.epfd, op, int(fd), &ev)
@@ -61,10 +93,23 @@ func (p *parker) park(l *live) bool {
 	if err != nil || opErr != nil {
 		return false
 	}
-	l.registered = true
-	p.parked[l.id] = l
-	l.state.Store(liveParked)
+	s.registered = true
 	return true
+}
+
+// disarm leaves s registered but waiting for nothing.
+func (p *parker) disarm(s *parkSock) {
+	ev := syscall.EpollEvent{Fd: int32(uint32(s.id)), Pad: int32(uint32(s.id >> 32))}
+	s.raw.Control(func(fd uintptr) { syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev) })
+}
+
+// forget removes l's entries from the map (under p.mu).
+func (p *parker) forget(l *live) {
+	for i := 0; i < l.nsocks; i++ {
+		if p.parked[l.socks[i].id] == l {
+			delete(p.parked, l.socks[i].id)
+		}
+	}
 }
 
 // claim takes l back from the parker for finishing: it reports false when
@@ -75,7 +120,7 @@ func (p *parker) claim(l *live) bool {
 	if !l.state.CompareAndSwap(liveParked, liveClosed) {
 		return false
 	}
-	delete(p.parked, l.id)
+	p.forget(l)
 	return true
 }
 
@@ -97,7 +142,7 @@ func (p *parker) loop() {
 			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
 			l := p.parked[id]
 			if l != nil && l.state.CompareAndSwap(liveParked, liveServing) {
-				delete(p.parked, id)
+				p.forget(l)
 				wake = append(wake, l)
 			}
 		}
@@ -106,16 +151,16 @@ func (p *parker) loop() {
 		if now.Sub(lastSweep) >= time.Second {
 			lastSweep = now
 			ns := now.UnixNano()
-			for id, l := range p.parked {
+			for _, l := range p.parked {
 				if ns >= l.idleUntil && l.state.CompareAndSwap(liveParked, liveClosed) {
-					delete(p.parked, id)
+					p.forget(l)
 					expired = append(expired, l)
 				}
 			}
 		}
 		p.mu.Unlock()
 		for _, l := range wake {
-			go l.run()
+			go l.resume()
 		}
 		for _, l := range expired {
 			l.finish()
@@ -125,7 +170,7 @@ func (p *parker) loop() {
 	}
 }
 
-// Parked is the number of connections parked now, in every handler.
+// Parked is the number of sockets parked now, in every handler.
 func Parked() int {
 	p := getParker()
 	if p == nil {

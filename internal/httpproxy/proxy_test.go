@@ -46,6 +46,7 @@ type fixtureOpts struct {
 	noAccessLog     bool
 	trusted         []netip.Prefix
 	clientIdle      time.Duration // default 5s
+	tunnelIdle      time.Duration // default 5s
 	async           bool          // serve with ServeConnAsync: idle connections park
 }
 
@@ -95,7 +96,7 @@ func startProxyOn(t testing.TB, listen string, o fixtureOpts, addrs ...string) *
 	}
 	cfg := &httpproxy.Config{
 		Listener: "web", Routes: table, RouteNames: []string{"default"}, Targets: []*httpproxy.Target{f.target},
-		ClientHeader: 2 * time.Second, ClientIdle: cmp.Or(o.clientIdle, 5*time.Second), ClientBody: 5 * time.Second, TunnelIdle: 5 * time.Second,
+		ClientHeader: 2 * time.Second, ClientIdle: cmp.Or(o.clientIdle, 5*time.Second), ClientBody: 5 * time.Second, TunnelIdle: cmp.Or(o.tunnelIdle, 5*time.Second),
 		MaxHeaderBytes: o.maxHeader, MaxBody: o.maxBody, TrustedProxies: o.trusted,
 	}
 	cfg.Access = o.access

@@ -100,7 +100,8 @@ type outcome struct {
 }
 
 // serve serves requests until the connection is done (false: the caller
-// finishes it) or parked (true: the parker owns it now).
+// finishes it), parked, or a relay (true: the parker or the relay owns it
+// now; a relay is not started yet).
 func (cc *clientConn) serve() (parked bool) {
 	cfg := cc.h.cfg.Load()
 	cc.rd.init(cc.conn, cfg.MaxHeaderBytes)
@@ -128,6 +129,14 @@ func (cc *clientConn) serve() (parked bool) {
 		cc.id.peerTrusted = inPrefixes(cc.id.peer.Addr(), cfg.TrustedProxies)
 		cc.id.settle(&cc.req, cfg.TrustedProxies)
 		o, rule, t := cc.handle(cfg, start)
+		if r := cc.live.tun.Load(); r != nil {
+			// Upgraded to a relay that parks: it is logged when it ends,
+			// and runs on goroutines of its own (not this deep stack).
+			if cc.h.access != nil {
+				r.rec, r.start = cc.accessRecord(cfg, start, rule, t, o), start
+			}
+			return true
+		}
 		cc.logRequest(cfg, start, rule, t, o)
 		if o.err != nil && isTimeout(o.err) {
 			// A client that stopped reading: reset rather than close, so

@@ -12,7 +12,6 @@ import (
 // both ways (WebSocket) until both sides are done. The client connection is
 // not reused afterwards.
 func (cc *clientConn) tunnel(cfg *Config, uc *upConn, o outcome) outcome {
-	defer uc.close()
 	resp := &cc.resp
 	b := cc.out[:0]
 	b = append(b, "HTTP/1.1 101 "...)
@@ -36,6 +35,7 @@ func (cc *clientConn) tunnel(cfg *Config, uc *upConn, o outcome) outcome {
 	o.replied, o.keep = true, false
 	cc.conn.SetWriteDeadline(time.Now().Add(cfg.TunnelIdle))
 	if _, err := cc.conn.Write(b); err != nil {
+		uc.close()
 		o.err = err
 		return o
 	}
@@ -43,11 +43,28 @@ func (cc *clientConn) tunnel(cfg *Config, uc *upConn, o outcome) outcome {
 	if early := cc.rd.buffered(); len(early) > 0 {
 		uc.conn.SetWriteDeadline(time.Now().Add(cfg.TunnelIdle))
 		if _, err := uc.conn.Write(early); err != nil {
+			uc.close()
 			o.err = err
 			return o
 		}
 		cc.rd.discard(len(early))
 	}
+	if l := cc.live; relayable(l, cc.conn, uc.conn) {
+		// A relay that parks when idle; serve hands it over.
+		r := &relay{l: l, client: cc.conn, uc: uc, idle: cfg.TunnelIdle}
+		r.last.Store(time.Now().UnixNano())
+		r.bytes.Store(o.bytes)
+		o.bytes = 0
+		if l.nsocks == 0 {
+			l.addSock(cc.conn)
+		}
+		if l.nsocks == 1 && l.addSock(uc.conn) {
+			l.tun.Store(r)
+			uc.rd.put() // the relay reads with buffers of its own (cc.rd's goes back with cc: the request still points into it)
+			return o
+		}
+	}
+	defer uc.close()
 	up, down, err := tcpproxy.Pipe(cc.conn, uc.conn, cfg.TunnelIdle)
 	o.bytes += up + down
 	if err != nil && cc.h.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -79,7 +79,7 @@ func (t *tunnel) pump(dst, src net.Conn) (total int64, err error) {
 		if t.broken.Load() {
 			return total, nil
 		}
-		err := waitReadable(src)
+		err := WaitReadable(src)
 		var n int
 		if err == nil {
 			bp := bufs.Get().(*[]byte)
@@ -126,10 +126,10 @@ func closeWrite(c net.Conn) {
 	c.Close()
 }
 
-// waitReadable blocks until c has data (or EOF) to read, honouring its read
+// WaitReadable blocks until c has data (or EOF) to read, honouring its read
 // deadline, without reading anything. A pending socket error (a reset) is
 // returned: the peek consumes it, so the read after would only see EOF.
-func waitReadable(c net.Conn) error {
+func WaitReadable(c net.Conn) error {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil // fall back to a plain read
