@@ -56,6 +56,7 @@ type Listener struct {
 	open    atomic.Int64
 	closed  atomic.Bool
 	done    chan struct{}
+	workers workers
 }
 
 type handlerBox struct{ h ConnHandler }
@@ -109,8 +110,8 @@ func (l *Listener) SetTLS(c *tls.Config) { l.tls.Store(c) }
 // Open is the number of connections being served.
 func (l *Listener) Open() int64 { return l.open.Load() }
 
-// Serve accepts until Close. Each connection runs on its own goroutine,
-// which Wait waits for.
+// Serve accepts until Close. Each connection runs on a goroutine of its own
+// (reused for later connections, see workers.go); Wait waits for them.
 func (l *Listener) Serve() error {
 	var backoff time.Duration
 	for {
@@ -142,7 +143,7 @@ func (l *Listener) Serve() error {
 		backoff = 0
 		l.open.Add(1)
 		l.wg.Add(1)
-		go l.serve(c)
+		l.workers.run(l, c)
 	}
 }
 
@@ -195,7 +196,9 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	close(l.done)
-	return l.ln.Close()
+	err := l.ln.Close()
+	l.workers.close()
+	return err
 }
 
 // Wait blocks until every connection's handler has returned.

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -279,5 +281,44 @@ func TestNoTCPKeepAliveOnAccepted(t *testing.T) {
 	dial(t, l.Addr().String())
 	if v := <-got; v != 0 {
 		t.Fatalf("SO_KEEPALIVE = %d on an accepted connection, want 0", v)
+	}
+}
+
+// goid is the running goroutine's id, from its stack header.
+func goid() string {
+	b := make([]byte, 64)
+	b = b[:runtime.Stack(b, false)]
+	f := strings.Fields(string(b))
+	return f[1]
+}
+
+// TestWorkersReused: connections one after another run on the same
+// goroutine (its grown stack kept), and Close ends the idle workers.
+func TestWorkersReused(t *testing.T) {
+	before := runtime.NumGoroutine()
+	ids := make(chan string, 10)
+	l, _ := start(t, listener.Options{}, handlerFunc(func(c net.Conn) {
+		ids <- goid()
+		c.Close()
+	}))
+	seen := map[string]bool{}
+	for i := 0; i < 10; i++ {
+		c, br := dial(t, l.Addr().String())
+		seen[<-ids] = true
+		br.ReadByte() // the handler closed it: EOF
+		c.Close()
+		time.Sleep(10 * time.Millisecond) // the worker is idle again
+	}
+	if len(seen) > 2 {
+		t.Fatalf("10 connections in a row ran on %d goroutines: workers are not reused", len(seen))
+	}
+	l.Close()
+	l.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %d after Close, were %d: idle workers did not end", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
