@@ -130,6 +130,7 @@ func (a *App) startAdmin(cfg *config.Config) error {
 	a.adminAPI = srv
 	a.mountTrace(srv)
 	a.mountCluster(srv)
+	a.mountLimits(srv)
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
@@ -230,6 +231,7 @@ func (a *App) apply(cfg *config.Config) error {
 				} else {
 					hc.Limits = limit.New(0, nil)
 				}
+				bindRates(hc, lc)
 			}
 			p.hc = hc
 		}
@@ -260,6 +262,9 @@ func (a *App) apply(cfg *config.Config) error {
 		l.cfg = *p.lc
 		if p.hc != nil {
 			l.limits = p.hc.Limits
+			if l.limits != nil {
+				l.limits.SetScopes(limitScopes(p.lc))
+			}
 		}
 		l.ln.SetProxy(p.lc.AcceptProxy, p.lc.TrustedPrefixes)
 		if l.http != nil {

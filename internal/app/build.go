@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/fulcrumlb/fulcrum/internal/balance"
@@ -197,7 +198,7 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		Access:         accessRules(lc.Access),
 	}
 	if r := lc.RateLimit; r != nil {
-		hc.Rate = limit.Rate{Requests: r.Requests, Per: r.Per, Burst: r.Burst}
+		hc.Rate = rateOf(r)
 		hc.ConnsPerClient = r.Connections
 	}
 	routes := lc.Routes
@@ -231,11 +232,7 @@ func httpConfig(lc *config.Listener, g *graph) (*httpproxy.Config, error) {
 		}
 		hc.CORS = append(hc.CORS, cors)
 		hc.RouteAccess = append(hc.RouteAccess, accessRules(r.Access))
-		var rate limit.Rate
-		if rl := r.RateLimit; rl != nil {
-			rate = limit.Rate{Requests: rl.Requests, Per: rl.Per, Burst: rl.Burst}
-		}
-		hc.RouteRate = append(hc.RouteRate, rate)
+		hc.RouteRate = append(hc.RouteRate, rateOf(r.RateLimit))
 	}
 	table, err := route.New(rules)
 	if err != nil {
@@ -320,6 +317,62 @@ func sameListener(a, b *config.Listener) bool {
 
 var _ = net.Listen
 var _ = time.Second
+
+// rateOf is a rate_limit section's request rate (none for nil).
+func rateOf(r *config.RateLimit) limit.Rate {
+	if r == nil {
+		return limit.Rate{}
+	}
+	return limit.Rate{Requests: r.Requests, Per: r.Per, Burst: r.Burst}
+}
+
+// limitScopes names a listener's rates for its limit table: the listener's
+// own, then route i's, each route named by its match, so that nodes with
+// the same routes share states whatever their order, and a reload that
+// reorders routes keeps them.
+func limitScopes(lc *config.Listener) []limit.Scope {
+	s := []limit.Scope{{Name: limit.ListenerScope, Rate: rateOf(lc.RateLimit)}}
+	for _, r := range lc.Routes {
+		s = append(s, limit.Scope{Name: routeScope(r), Rate: rateOf(r.RateLimit)})
+	}
+	return s
+}
+
+// bindRates binds hc's rates to their scopes' names in hc.Limits, so the
+// forwarder's rule indexes (which a reload may reassign while connections
+// still use this config) never decide whose state a request counts
+// against. The scopes are put in force (SetScopes) when hc is.
+func bindRates(hc *httpproxy.Config, lc *config.Listener) {
+	sc := limitScopes(lc)
+	hc.Rate = hc.Limits.Bind(sc[0])
+	for i := range lc.Routes {
+		hc.RouteRate[i] = hc.Limits.Bind(sc[i+1])
+	}
+}
+
+// routeScope is a route's limit scope name: "route" and its match, e.g.
+// "route host=shop.example path_prefix=/api header=x-tenant:a", or
+// "route *" for a route matching everything. Two routes with the same
+// match share it (the second is never reached anyway).
+func routeScope(r config.Route) string {
+	s := "route"
+	if r.Host != "" {
+		s += " host=" + r.Host
+	}
+	if r.Path != "" {
+		s += " path=" + r.Path
+	}
+	if r.PathPrefix != "" {
+		s += " path_prefix=" + r.PathPrefix
+	}
+	if r.Header != nil {
+		s += " header=" + strings.ToLower(r.Header.Name) + ":" + r.Header.Value
+	}
+	if s == "route" {
+		s += " *"
+	}
+	return s
+}
 
 // needsLimits reports whether a listener or one of its routes limits rates.
 func needsLimits(lc *config.Listener) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/fulcrumlb/fulcrum/internal/admin"
 	"github.com/fulcrumlb/fulcrum/internal/cluster"
 	"github.com/fulcrumlb/fulcrum/internal/config"
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 )
 
 // clusterState is the running persistence replication (cluster: section).
@@ -19,6 +20,8 @@ type clusterState struct {
 	c    *cluster.Cluster
 	cfg  *config.Cluster
 	ring string // fingerprint of the ring the running cluster authenticates with
+	// limits are the listeners' limit tables hooked to c (limits.go).
+	limits map[string]*limit.Table
 }
 
 // applyCluster makes cfg's cluster section the running one (called at the
@@ -81,8 +84,10 @@ func (a *App) startCluster(cc *config.Cluster, ring string) error {
 
 // wireTables gives c every running persistence table and routes each
 // table's changes to it. A table replaced by this reload was retired with
-// its hook; the new one is hooked here.
+// its hook; the new one is hooked here. The listeners' limit tables go
+// with them (wireLimits).
 func (a *App) wireTables(cfg *config.Config, c *cluster.Cluster) {
+	a.wireLimits(c)
 	m := map[string]cluster.Table{}
 	for i := range cfg.Pools {
 		name := cfg.Pools[i].Name
@@ -110,6 +115,10 @@ func (a *App) stopCluster() {
 		lt.table.SetOnChange(nil)
 	}
 	a.tables.mu.Unlock()
+	for _, t := range cs.limits {
+		t.SetOnPending(nil)
+	}
+	cs.limits = nil
 	c.Stop()
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 )
 
 // accept serves the replication endpoint: each connection must complete the
@@ -62,8 +64,11 @@ func (c *Cluster) serveConn(ctx context.Context, conn net.Conn) {
 	in := c.in[l.peer]
 	in.conns.Add(1)
 	defer in.conns.Add(-1)
-	c.log.Info("cluster peer pushing to us", "peer", l.peer, "remote", remote)
-	err = c.receive(l, in)
+	// The connection counts this session reports hold only while it lasts.
+	src := limit.Source{Node: l.peer, Session: c.sessions.Add(1)}
+	defer c.forgetLimits(src)
+	c.log.Info("cluster peer pushing to us", "peer", l.peer, "remote", remote, "protocol", l.proto)
+	err = c.receive(l, in, src)
 	if ctx.Err() != nil {
 		return
 	}
@@ -90,7 +95,7 @@ func (c *Cluster) handshake(conn net.Conn) (*link, error) {
 
 // receive reads batches until the connection ends, applying each whole and
 // acknowledging it (once per burst: acks are cumulative).
-func (c *Cluster) receive(l *link, in *inbound) error {
+func (c *Cluster) receive(l *link, in *inbound, src limit.Source) error {
 	var buf, scratch []byte
 	var ack [8]byte
 	for {
@@ -104,8 +109,8 @@ func (c *Cluster) receive(l *link, in *inbound) error {
 			return fmt.Errorf("%w: unexpected frame type %d", ErrMalformed, typ)
 		}
 		n := 0
-		if err := decodeBatch(payload[8:], func(ch change) {
-			if c.apply(ch) {
+		if err := decodeBatch(payload[8:], l.proto, func(ch change) {
+			if c.apply(src, ch) {
 				n++
 			}
 		}); err != nil {

@@ -15,9 +15,16 @@
 // Applies it to its own table, which does not emit it again. Conflicts are
 // last-writer-wins by the time the key was last used (persist.Table.Apply).
 //
-// The package uses internal/persist's Change and Entry (plain data; persist
-// imports nothing internal) and declares the small interfaces it needs from a
-// table (Table) and from the key ring (Ring); the composition root wires them.
+// Peers mode also shares the listeners' limit tables (rate_limit): every
+// coalescing window (limitWindow) a goroutine drains what each table
+// consumed and the connection counts that changed, and queues them on each
+// connected link that speaks protocol 2; a link's full sync carries the
+// tables' non-idle states. Redis mode keeps limits per node.
+//
+// The package uses internal/persist's Change and Entry and internal/limit's
+// Change and Source (plain data; neither imports anything internal) and
+// declares the small interfaces it needs from a table (Table, Limits) and
+// from the key ring (Ring); the composition root wires them.
 package cluster
 
 import (
@@ -31,6 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/persist"
 )
 
@@ -53,6 +61,22 @@ type Ring interface {
 }
 
 var _ Table = (*persist.Table)(nil)
+
+// Limits is what the cluster needs from a listener's limit table.
+type Limits interface {
+	// Drain appends what was consumed and which connection counts changed
+	// here since the last Drain.
+	Drain(dst []limit.Change) []limit.Change
+	// Range calls f for every non-idle state, with no lock held during f.
+	Range(f func(limit.Change) bool)
+	// Apply applies a record from another node without calling the hook;
+	// false when it applied nothing (unknown scope, ended session).
+	Apply(src limit.Source, c limit.Change) bool
+	// Forget voids the connection counts src reported (its link ended).
+	Forget(src limit.Source)
+}
+
+var _ Limits = (*limit.Table)(nil)
 
 // Defaults of Options.
 const (
@@ -77,6 +101,10 @@ const (
 	idleTimeout      = 3 * pingEvery    // an acceptor hearing nothing this long drops the link
 	writeTimeout     = 10 * time.Second
 	maxHandshakes    = 16 // unauthenticated connections at once
+	// limitWindow is how long limit records coalesce before they are
+	// queued: a client's requests within it travel as one record, and it
+	// is most of the lag a limit replicates with.
+	limitWindow = 20 * time.Millisecond
 )
 
 // Peer is another node of a pair (or small mesh).
@@ -132,6 +160,13 @@ type Cluster struct {
 	links  []*queue // every link's queue, for Hook
 	in     map[string]*inbound
 
+	limits     atomic.Pointer[map[string]Limits] // by listener
+	limitWake  chan struct{}                     // capacity 1: a limit record is pending
+	limitMu    sync.Mutex                        // orders drains against snapshots (limitSnapshot)
+	sessions   atomic.Uint64                     // inbound sessions so far: limit.Source.Session
+	perNode    sync.Once                         // Redis mode: "limits are per node" logged
+	ignoredLim atomic.Uint64                     // limit records applied to nothing
+
 	ln       net.Listener
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -169,8 +204,9 @@ func New(o Options) (*Cluster, error) {
 		d := &net.Dialer{Timeout: 2 * time.Second}
 		o.Dial = d.DialContext
 	}
-	c := &Cluster{o: o, log: o.Logger, in: map[string]*inbound{}, slots: make(chan struct{}, maxHandshakes)}
+	c := &Cluster{o: o, log: o.Logger, in: map[string]*inbound{}, slots: make(chan struct{}, maxHandshakes), limitWake: make(chan struct{}, 1)}
 	c.tables.Store(&map[string]Table{})
+	c.limits.Store(&map[string]Limits{})
 	if o.Redis != nil {
 		r, err := newRedisLink(c, *o.Redis)
 		if err != nil {
@@ -227,6 +263,10 @@ func (c *Cluster) Start() error {
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); p.run(ctx) }()
 	}
+	if len(c.peers) > 0 {
+		c.wg.Add(1)
+		go func() { defer c.wg.Done(); c.flushLimits(ctx) }()
+	}
 	if c.redis != nil {
 		c.redis.start(ctx, &c.wg)
 	}
@@ -281,8 +321,117 @@ func (c *Cluster) Hook(pool string) func(persist.Change) {
 	}
 }
 
-// apply applies a change from another node to the local table.
-func (c *Cluster) apply(ch change) bool {
+// SetLimits replaces the shared limit tables, by listener name (a
+// reload). Every table should also call LimitHook when a record is
+// pending. Redis mode shares none: it logs so once.
+func (c *Cluster) SetLimits(m map[string]Limits) {
+	if c.redis != nil {
+		if len(m) > 0 {
+			c.perNode.Do(func() {
+				c.log.Info("cluster: rate_limit is kept per node in redis mode (only a peers pair shares it)")
+			})
+		}
+		return
+	}
+	cp := make(map[string]Limits, len(m))
+	for k, v := range m {
+		cp[k] = v
+	}
+	c.limits.Store(&cp)
+}
+
+// LimitHook returns the hook for every limit table's SetOnPending, or nil
+// in Redis mode. It never blocks: it wakes the goroutine that drains the
+// tables after limitWindow.
+func (c *Cluster) LimitHook() func() {
+	if c.redis != nil {
+		return nil
+	}
+	return func() {
+		select {
+		case c.limitWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushLimits drains the limit tables limitWindow after the first record of
+// a window is pending, and queues the records on every link that is up and
+// speaks protocol 2. A link that is down gets none: its next session
+// starts with a full sync, which carries the states they changed.
+func (c *Cluster) flushLimits(ctx context.Context) {
+	var buf []limit.Change
+	var items []change
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.limitWake:
+		}
+		t.Reset(limitWindow)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		c.limitMu.Lock()
+		for name, lt := range *c.limits.Load() {
+			buf = lt.Drain(buf[:0])
+			for _, lc := range buf {
+				items = append(items, change{pool: name, lim: lc})
+			}
+		}
+		for _, p := range c.peers {
+			if len(items) > 0 && p.st.connected.Load() && p.proto.Load() >= proto2 {
+				p.q.pushAll(items)
+			}
+		}
+		c.limitMu.Unlock()
+		clear(items)
+		items = items[:0]
+	}
+}
+
+// limitSnapshot appends every limit table's snapshot to dst (a reset, then
+// every non-idle state) and drops the limit records waiting in q: those
+// were drained before this snapshot, which holds them. With limitMu held
+// against flushLimits, every request is counted once: drained before the
+// snapshot (in it), or after (left out of it, queued behind it).
+func (c *Cluster) limitSnapshot(q *queue, dst []change) []change {
+	c.limitMu.Lock()
+	defer c.limitMu.Unlock()
+	q.dropLimits()
+	for name, lt := range *c.limits.Load() {
+		dst = append(dst, change{pool: name, lim: limit.Change{Kind: limit.KindReset}})
+		lt.Range(func(lc limit.Change) bool {
+			dst = append(dst, change{pool: name, lim: lc})
+			return true
+		})
+	}
+	return dst
+}
+
+// forgetLimits voids what src reported to every limit table.
+func (c *Cluster) forgetLimits(src limit.Source) {
+	for _, lt := range *c.limits.Load() {
+		lt.Forget(src)
+	}
+}
+
+// apply applies a change from another node (src, for limit records) to the
+// local table.
+func (c *Cluster) apply(src limit.Source, ch change) bool {
+	if ch.lim.Kind != 0 {
+		lt := (*c.limits.Load())[ch.pool]
+		if lt == nil || !lt.Apply(src, ch.lim) {
+			c.ignoredLim.Add(1)
+			return false
+		}
+		return true
+	}
 	t := (*c.tables.Load())[ch.pool]
 	if t == nil {
 		c.unknown.Add(1)

@@ -4,8 +4,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/persist"
 )
 
@@ -13,11 +15,14 @@ import (
 // does not parse is never applied, in part or in whole.
 var ErrMalformed = errors.New("malformed change batch")
 
-// change is one table write with the pool it belongs to: what links queue
-// and the wire carries.
+// change is one record with the table it belongs to: what links queue and
+// the wire carries. Either a persistence table write (persist.Change, for
+// the pool named pool) or, when lim.Kind is set, a limit table record (for
+// the listener named pool).
 type change struct {
 	pool string
 	persist.Change
+	lim limit.Change
 }
 
 // maxPoolLen is the longest pool name the encoding carries (config names
@@ -27,15 +32,54 @@ const maxPoolLen = 255
 // A batch is encoded as
 //
 //	count u32 | change*
-//	change = poolLen u8 | pool | op u8 | keyLen u16 | key | [OpSet: srvLen u8 | server | seen u32]
+//	change = poolLen u8 | pool | op u8 | body
+//	op 1 (set)    keyLen u16 | key | srvLen u8 | server | seen u32
+//	op 2 (delete) keyLen u16 | key
+//	op 3 (rate)   addr | scope | n u32      n >= 1 requests admitted
+//	op 4 (ahead)  addr | scope | ms u32     state ahead of now (snapshot)
+//	op 5 (conns)  addr | n u32              connections open at the sender
+//	op 6 (reset)                            a snapshot of the sender begins
+//	addr  = len u8 (4 or 16) | bytes
+//	scope = len u8 (>= 1) | name
 //
-// big-endian, seen in unix seconds (the table's own resolution).
+// big-endian, seen in unix seconds (the table's own resolution). Ops 3-6
+// are limit records (pool is then a listener), only valid in a protocol 2
+// session (wire.go); a protocol 1 batch holding one is malformed.
+const (
+	opSet    = byte(persist.OpSet)
+	opDelete = byte(persist.OpDelete)
+	opRate   = 3
+	opAhead  = 4
+	opConns  = 5
+	opReset  = 6
+)
+
+// opKinds maps the limit ops to their kinds (and limitOp back).
+var opKinds = [...]limit.Kind{opRate: limit.KindRate, opAhead: limit.KindAhead, opConns: limit.KindConns, opReset: limit.KindReset}
+
+func limitOp(k limit.Kind) (byte, bool) {
+	for op, kind := range opKinds {
+		if kind == k && k != 0 {
+			return byte(op), true
+		}
+	}
+	return 0, false
+}
 
 // encodedLen is the size of c in a batch.
 func encodedLen(c *change) int {
-	n := 1 + len(c.pool) + 1 + 2 + len(c.Key)
-	if c.Op == persist.OpSet {
-		n += 1 + len(c.Server) + 4
+	n := 1 + len(c.pool) + 1
+	switch {
+	case c.lim.Kind == limit.KindReset:
+	case c.lim.Kind != 0:
+		n += 1 + c.lim.Addr.BitLen()/8 + 4
+		if c.lim.Kind != limit.KindConns {
+			n += 1 + len(c.lim.Scope)
+		}
+	case c.Op == persist.OpSet:
+		n += 2 + len(c.Key) + 1 + len(c.Server) + 4
+	default:
+		n += 2 + len(c.Key)
 	}
 	return n
 }
@@ -44,7 +88,13 @@ func encodedLen(c *change) int {
 // dst as it was, for a change the encoding cannot carry (a name or key too
 // long, an unknown op): tables never produce one.
 func appendChange(dst []byte, c *change) ([]byte, bool) {
-	if len(c.pool) == 0 || len(c.pool) > maxPoolLen || len(c.Key) == 0 || len(c.Key) > persist.MaxKeyLen {
+	if len(c.pool) == 0 || len(c.pool) > maxPoolLen {
+		return dst, false
+	}
+	if c.lim.Kind != 0 {
+		return appendLimit(dst, c)
+	}
+	if len(c.Key) == 0 || len(c.Key) > persist.MaxKeyLen {
 		return dst, false
 	}
 	switch c.Op {
@@ -67,6 +117,40 @@ func appendChange(dst []byte, c *change) ([]byte, bool) {
 		dst = binary.BigEndian.AppendUint32(dst, uint32(min(max(c.Seen.Unix(), 0), 1<<32-1)))
 	}
 	return dst, true
+}
+
+func appendLimit(dst []byte, c *change) ([]byte, bool) {
+	l := &c.lim
+	op, ok := limitOp(l.Kind)
+	scoped := l.Kind == limit.KindRate || l.Kind == limit.KindAhead
+	switch {
+	case !ok:
+		return dst, false
+	case l.Kind != limit.KindReset && !l.Addr.IsValid():
+		return dst, false
+	case scoped && (len(l.Scope) == 0 || len(l.Scope) > 255):
+		return dst, false
+	case l.Kind == limit.KindRate && l.N == 0:
+		return dst, false
+	}
+	dst = append(dst, byte(len(c.pool)))
+	dst = append(dst, c.pool...)
+	dst = append(dst, op)
+	if l.Kind == limit.KindReset {
+		return dst, true
+	}
+	ab := l.Addr.AsSlice()
+	dst = append(dst, byte(len(ab)))
+	dst = append(dst, ab...)
+	if scoped {
+		dst = append(dst, byte(len(l.Scope)))
+		dst = append(dst, l.Scope...)
+	}
+	v := l.N
+	if l.Kind == limit.KindAhead {
+		v = uint32(min(max(l.Ahead.Milliseconds(), 0), 1<<32-1))
+	}
+	return binary.BigEndian.AppendUint32(dst, v), true
 }
 
 // batchWriter builds one encoded batch.
@@ -94,15 +178,16 @@ func (b *batchWriter) bytes() []byte {
 }
 
 // decodeBatch calls f for each change of an encoded batch, after checking
-// that the whole batch parses, so a malformed batch applies nothing.
-func decodeBatch(p []byte, f func(change)) error {
-	if err := walkBatch(p, nil); err != nil {
+// that the whole batch parses, so a malformed batch applies nothing. proto
+// is the session's protocol: limit records need protocol 2.
+func decodeBatch(p []byte, proto int, f func(change)) error {
+	if err := walkBatch(p, proto, nil); err != nil {
 		return err
 	}
-	return walkBatch(p, f)
+	return walkBatch(p, proto, f)
 }
 
-func walkBatch(p []byte, f func(change)) error {
+func walkBatch(p []byte, proto int, f func(change)) error {
 	if len(p) < 4 {
 		return fmt.Errorf("%w: %d bytes, too short for a count", ErrMalformed, len(p))
 	}
@@ -112,7 +197,7 @@ func walkBatch(p []byte, f func(change)) error {
 	for i := range n {
 		var w wireChange
 		var err error
-		if w, p, err = readChange(p); err != nil {
+		if w, p, err = readChange(p, proto); err != nil {
 			return fmt.Errorf("%w: change %d of %d: %v", ErrMalformed, i, n, err)
 		}
 		if f == nil {
@@ -121,11 +206,7 @@ func walkBatch(p []byte, f func(change)) error {
 		if string(w.pool) != pool {
 			pool = string(w.pool)
 		}
-		c := change{pool: pool, Change: persist.Change{Op: w.op, Key: string(w.key)}}
-		if w.op == persist.OpSet {
-			c.Server, c.Seen = string(w.server), time.Unix(int64(w.seen), 0)
-		}
-		f(c)
+		f(w.change(pool))
 	}
 	if len(p) != 0 {
 		return fmt.Errorf("%w: %d bytes after the last change", ErrMalformed, len(p))
@@ -136,8 +217,36 @@ func walkBatch(p []byte, f func(change)) error {
 // wireChange is a change as it sits in a batch, sub-slices of the input.
 type wireChange struct {
 	pool, key, server []byte
-	op                persist.Op
+	op                byte
 	seen              uint32
+	addr, scope       []byte
+	n                 uint32 // requests, milliseconds or connections
+}
+
+// change copies w out of the input.
+func (w *wireChange) change(pool string) change {
+	c := change{pool: pool}
+	switch w.op {
+	case opSet:
+		c.Change = persist.Change{Op: persist.OpSet, Key: string(w.key), Server: string(w.server), Seen: time.Unix(int64(w.seen), 0)}
+		return c
+	case opDelete:
+		c.Change = persist.Change{Op: persist.OpDelete, Key: string(w.key)}
+		return c
+	}
+	c.lim.Kind = opKinds[w.op]
+	if a, ok := netip.AddrFromSlice(w.addr); ok {
+		c.lim.Addr = a
+	}
+	switch w.op {
+	case opRate:
+		c.lim.Scope, c.lim.N = string(w.scope), w.n
+	case opAhead:
+		c.lim.Scope, c.lim.Ahead = string(w.scope), time.Duration(w.n)*time.Millisecond
+	case opConns:
+		c.lim.N = w.n
+	}
+	return c
 }
 
 // reader is a bounds-checked cursor.
@@ -180,30 +289,58 @@ func (r *reader) u32() uint32 {
 	return 0
 }
 
-func readChange(p []byte) (wireChange, []byte, error) {
+func readChange(p []byte, proto int) (wireChange, []byte, error) {
 	r := reader{p: p}
 	var w wireChange
 	w.pool = r.take(r.u8())
-	w.op = persist.Op(r.u8())
-	w.key = r.take(r.u16())
+	w.op = byte(r.u8())
 	switch {
 	case r.err != nil:
 		return w, nil, r.err
 	case len(w.pool) == 0:
 		return w, nil, errors.New("empty pool")
-	case len(w.key) == 0 || len(w.key) > persist.MaxKeyLen:
-		return w, nil, fmt.Errorf("key length %d", len(w.key))
 	}
 	switch w.op {
-	case persist.OpSet:
-		w.server = r.take(r.u8())
-		w.seen = r.u32()
-		if r.err == nil && len(w.server) == 0 {
-			return w, nil, errors.New("empty server")
+	case opSet, opDelete:
+		w.key = r.take(r.u16())
+		if r.err == nil && (len(w.key) == 0 || len(w.key) > persist.MaxKeyLen) {
+			return w, nil, fmt.Errorf("key length %d", len(w.key))
 		}
-	case persist.OpDelete:
-	default:
-		return w, nil, fmt.Errorf("unknown op %d", w.op)
+		if w.op == opSet {
+			w.server = r.take(r.u8())
+			w.seen = r.u32()
+			if r.err == nil && len(w.server) == 0 {
+				return w, nil, errors.New("empty server")
+			}
+		}
+		return w, r.p, r.err
+	case opRate, opAhead, opConns, opReset:
+		if proto < proto2 {
+			return w, nil, fmt.Errorf("limit record (op %d) in a protocol %d session", w.op, proto)
+		}
+		return readLimit(&r, w)
+	}
+	return w, nil, fmt.Errorf("unknown op %d", w.op)
+}
+
+// readLimit reads a limit record's body.
+func readLimit(r *reader, w wireChange) (wireChange, []byte, error) {
+	if w.op == opReset {
+		return w, r.p, nil
+	}
+	w.addr = r.take(r.u8())
+	if r.err == nil && len(w.addr) != 4 && len(w.addr) != 16 {
+		return w, nil, fmt.Errorf("address length %d", len(w.addr))
+	}
+	if w.op != opConns {
+		w.scope = r.take(r.u8())
+		if r.err == nil && len(w.scope) == 0 {
+			return w, nil, errors.New("empty scope")
+		}
+	}
+	w.n = r.u32()
+	if r.err == nil && w.op == opRate && w.n == 0 {
+		return w, nil, errors.New("rate record of 0 requests")
 	}
 	return w, r.p, r.err
 }

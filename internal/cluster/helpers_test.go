@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/persist"
 	"github.com/fulcrumlb/fulcrum/keyring"
 )
@@ -51,11 +52,13 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-// node is one in-process cluster member with one pool's table.
+// node is one in-process cluster member with one pool's table and one
+// listener's ("web") limit table.
 type node struct {
-	c     *Cluster
-	table *persist.Table
-	logs  *logBuffer
+	c      *Cluster
+	table  *persist.Table
+	limits *limit.Table
+	logs   *logBuffer
 }
 
 type nodeOptions struct {
@@ -65,6 +68,8 @@ type nodeOptions struct {
 	redis        *RedisOptions
 	queue        int
 	maxEntries   int
+	rate         limit.Rate       // the web listener's
+	now          func() time.Time // the limit table's clock (nil: time.Now)
 }
 
 func startNode(t testing.TB, o nodeOptions) *node {
@@ -79,11 +84,15 @@ func startNode(t testing.TB, o nodeOptions) *node {
 	tbl := persist.NewTable(persist.Options{MaxEntries: max(o.maxEntries, 100000)})
 	c.SetTables(map[string]Table{"app": tbl})
 	tbl.SetOnChange(c.Hook("app"))
+	lt := limit.New(0, o.now)
+	lt.SetScopes([]limit.Scope{{Name: limit.ListenerScope, Rate: o.rate}})
+	c.SetLimits(map[string]Limits{"web": lt})
+	lt.SetOnPending(c.LimitHook())
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	return &node{c: c, table: tbl, logs: logs}
+	return &node{c: c, table: tbl, limits: lt, logs: logs}
 }
 
 // pair starts two peers of each other sharing ring.

@@ -15,11 +15,13 @@ import (
 // what is queued, the whole table, then deltas as they come; reconnect with
 // backoff when anything fails.
 type peerLink struct {
-	c    *Cluster
-	name string
-	addr string
-	q    *queue
-	st   stats
+	c     *Cluster
+	name  string
+	addr  string
+	q     *queue
+	st    stats
+	proto atomic.Int32 // the connected session's protocol version; 0 when down
+	older bool         // the next session offers protocol 1 (run's goroutine only)
 }
 
 // inbound counts what one peer pushes to this node.
@@ -39,6 +41,8 @@ func (p *peerLink) run(ctx context.Context) {
 		}
 		p.st.fail(err)
 		switch {
+		case errors.Is(err, errPeerIsNewer):
+			p.c.log.Debug("cluster peer speaks protocol 2 after all, reconnecting with it", "peer", p.name)
 		case isRefusal(err):
 			p.c.log.Error("cluster peer refused", "peer", p.name, "address", p.addr, "err", err)
 		case !quiet:
@@ -81,15 +85,32 @@ func (p *peerLink) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("deriving the replication key: %w", err)
 	}
+	proto := protoLatest
+	if p.older {
+		proto = proto1
+	}
+	// Offer the latest version, and after an acceptor closed on it, the
+	// first once (it may run an older fulcrum), then the latest again.
+	p.older = false
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	l, err := dialHandshake(conn, key, p.c.o.Node, p.c.o.Ring.Fingerprint(), p.name)
+	l, err := dialHandshake(conn, key, p.c.o.Node, p.c.o.Ring.Fingerprint(), p.name, proto)
 	if err != nil {
+		if proto > proto1 && errors.Is(err, errClosedAtHello) {
+			p.older = true
+			return fmt.Errorf("handshake: %w (offering protocol %d next, in case the peer runs an older fulcrum)", err, proto1)
+		}
 		return fmt.Errorf("handshake: %w", err)
 	}
 	conn.SetDeadline(time.Time{})
+	p.proto.Store(int32(proto))
 	p.st.connected.Store(true)
 	defer p.st.connected.Store(false)
-	p.c.log.Info("cluster peer connected", "peer", p.name, "address", p.addr)
+	defer p.proto.Store(0)
+	if proto < protoLatest {
+		p.c.log.Warn("cluster peer connected with protocol 1 (an older fulcrum): persistence is replicated, rate and connection limits are not", "peer", p.name, "address", p.addr)
+	} else {
+		p.c.log.Info("cluster peer connected", "peer", p.name, "address", p.addr)
+	}
 	defer p.clearInflight()
 
 	acked := make(chan uint64, 1)
@@ -146,6 +167,7 @@ type pusher struct {
 	scratch []byte
 	nextID  uint64
 	lastOut time.Time
+	limits  []change // a limit snapshot being sent
 }
 
 func (s *pusher) run(ctx context.Context) error {
@@ -197,18 +219,32 @@ func (s *pusher) sendTable(ctx context.Context) error {
 	s.p.st.resyncs.Add(1)
 	start := s.p.c.o.Now()
 	var err error
-	s.p.c.rangeTables(func(c change) bool {
+	add := func(c change) bool {
 		if s.since.IsZero() {
 			s.since = start
 		}
 		err = s.add(ctx, &c)
 		return err == nil
-	})
+	}
+	s.p.c.rangeTables(add)
+	if err == nil && s.l.proto >= proto2 {
+		s.limits = s.p.c.limitSnapshot(s.p.q, s.limits[:0])
+		for i := range s.limits {
+			if !add(s.limits[i]) {
+				break
+			}
+		}
+		clear(s.limits)
+	}
 	return err
 }
 
-// add appends c to the batch, sending the batch when full.
+// add appends c to the batch, sending the batch when full. A limit record
+// queued for an earlier session is dropped when this one speaks protocol 1.
 func (s *pusher) add(ctx context.Context, c *change) error {
+	if c.lim.Kind != 0 && s.l.proto < proto2 {
+		return nil
+	}
 	if s.batch.n >= batchChanges || len(s.batch.buf)+encodedLen(c) > batchBytes {
 		if err := s.flushBatch(ctx); err != nil {
 			return err

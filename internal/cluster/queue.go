@@ -51,6 +51,44 @@ func (q *queue) push(c change) {
 	}
 }
 
+// pushAll queues every item, or marks the link for a resync when they do
+// not fit.
+func (q *queue) pushAll(items []change) {
+	q.mu.Lock()
+	switch {
+	case q.resync && len(q.items)+len(items) > q.limit:
+	case len(q.items)+len(items) > q.limit:
+		q.items = q.items[:0]
+		q.resync = true
+		q.overflows.Add(1)
+	default:
+		if len(q.items) == 0 {
+			q.since = q.now()
+		}
+		q.items = append(q.items, items...)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// dropLimits removes the limit records waiting (a limit snapshot
+// supersedes them).
+func (q *queue) dropLimits() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	kept := q.items[:0]
+	for _, c := range q.items {
+		if c.lim.Kind == 0 {
+			kept = append(kept, c)
+		}
+	}
+	clear(q.items[len(kept):])
+	q.items = kept
+}
+
 // take returns the queued changes (reusing spare's memory for the next
 // ones), when the oldest was queued, and whether a full resync is due
 // (clearing that mark).

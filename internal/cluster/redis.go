@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/fulcrumlb/fulcrum/internal/limit"
 	"github.com/fulcrumlb/fulcrum/internal/persist"
 )
 
@@ -386,8 +387,8 @@ func (r *redisLink) applyMessage(payload string) {
 		return
 	}
 	n := uint64(0)
-	if err := decodeBatch(p[1+p[0]:], func(c change) {
-		if r.c.apply(c) {
+	if err := decodeBatch(p[1+p[0]:], proto1, func(c change) {
+		if r.c.apply(limit.Source{}, c) {
 			n++
 		}
 	}); err != nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,12 @@ type Status struct {
 	// UnknownPool counts changes received for a pool without a table here
 	// (the nodes' configurations differ).
 	UnknownPool uint64 `json:"unknown_pool"`
+	// Limits are the listeners whose limit tables are shared (peers mode).
+	Limits []string `json:"limits,omitempty"`
+	// IgnoredLimits counts limit records applied to nothing: a listener or
+	// rate not limited here (the nodes' configurations differ), or
+	// connection counts of a link session that has ended.
+	IgnoredLimits uint64 `json:"ignored_limits"`
 }
 
 // LinkStatus is one link: to a peer, or to the store.
@@ -33,6 +40,9 @@ type LinkStatus struct {
 	Address string `json:"address"`
 	// Connected: this node's changes flow to the peer (or Redis answers).
 	Connected bool `json:"connected"`
+	// Protocol is the connected session's version (peers mode): 2 shares
+	// limits too, 1 (an older peer) persistence only.
+	Protocol int `json:"protocol,omitempty"`
 	// Inbound: the peer is connected to this node, pushing its changes
 	// (peers mode).
 	Inbound bool `json:"inbound"`
@@ -118,13 +128,18 @@ func (s *stats) fill(ls *LinkStatus, q *queue, now time.Time) {
 // Status reports every link.
 func (c *Cluster) Status() Status {
 	now := c.o.Now()
-	st := Status{Node: c.o.Node, Mode: "peers", Refused: c.refused.Load(), UnknownPool: c.unknown.Load()}
+	st := Status{Node: c.o.Node, Mode: "peers", Refused: c.refused.Load(), UnknownPool: c.unknown.Load(), IgnoredLimits: c.ignoredLim.Load()}
+	for name := range *c.limits.Load() {
+		st.Limits = append(st.Limits, name)
+	}
+	slices.Sort(st.Limits)
 	if c.ln != nil {
 		st.Listen = c.ln.Addr().String()
 	}
 	for _, p := range c.peers {
 		ls := LinkStatus{Name: p.name, Address: p.addr}
 		p.st.fill(&ls, p.q, now)
+		ls.Protocol = int(p.proto.Load())
 		in := c.in[p.name]
 		ls.Inbound = in.conns.Load() > 0
 		ls.Received = in.received.Load()

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
+	"syscall"
 )
 
 // The replication link, one TCP connection per direction of a pair: the
@@ -20,16 +22,27 @@ import (
 //
 // Handshake (no secret ever crosses the wire; K = ring.Derive(Purpose)):
 //
-//	dialer   -> acceptor: magic "FLC1" | nonceD[32] | name | fingerprint
-//	acceptor -> dialer:   magic "FLC1" | nonceA[32] | name | fingerprint | HMAC(K, "acceptor" | T)
+//	dialer   -> acceptor: magic | nonceD[32] | name | fingerprint
+//	acceptor -> dialer:   magic | nonceA[32] | name | fingerprint | HMAC(K, "acceptor" | T)
 //	dialer   -> acceptor: HMAC(K, "dialer" | T)
 //	acceptor -> dialer:   status u8 | reason
 //
-// where T = nonceD | nonceA | dialer name | acceptor name, and names and
-// fingerprints are u8-length-prefixed. Both MACs are checked with
-// hmac.Equal; the dialer sends its MAC before checking the acceptor's so
-// that both sides see and log a key ring mismatch. The fingerprint is only
-// for the log line (which rings differ), never trusted.
+// where T = nonceD | nonceA | dialer name | acceptor name [| version u8],
+// and names and fingerprints are u8-length-prefixed. The magic names the
+// protocol version: "FLC1" (persistence changes) or "FLC2" (and limit
+// records, codec.go); the version byte ends T from version 2 on, so it
+// cannot be altered on the way. The acceptor speaks the dialer's version.
+// A dialer offers 2 first; an older acceptor closes the connection on a
+// magic it does not know, and the dialer's next attempt offers 1 (then 2
+// again once that session ends), so a pair can be upgraded one node at a
+// time: persistence replicates throughout, limits once both speak 2. An
+// acceptor that knows 2 and is offered 1 says so after its fingerprint
+// (newerMark), and the dialer goes back to 2 at once: a connection closed
+// for another reason (no handshake slot free) does not leave a pair on 1.
+// Both MACs are checked with hmac.Equal; the dialer sends its MAC before
+// checking the acceptor's so that both sides see and log a key ring
+// mismatch. The fingerprint is only for the log line (which rings
+// differ), never trusted.
 //
 // After it, every frame is len u32 | AES-256-GCM(type u8 | payload) with
 // the length as additional data, a key per direction (HMAC(K, "d2a" | T),
@@ -45,7 +58,9 @@ const Purpose = "fulcrum cluster v1"
 var ErrRefused = errors.New("peer refused")
 
 const (
-	magic        = "FLC1"
+	proto1       = 1 // persistence changes
+	proto2       = 2 // and limit records
+	protoLatest  = proto2
 	nonceLen     = 32
 	macLen       = sha256.Size
 	maxFrame     = 4 << 20 // bytes of one frame's payload
@@ -55,29 +70,50 @@ const (
 	statusRefuse = 1
 )
 
+// magics are the first bytes of each protocol version's hello.
+var magics = map[int]string{proto1: "FLC1", proto2: "FLC2"}
+
+// newerMark ends the fingerprint an acceptor sends to a dialer offering an
+// older version than it knows; a dialer of that older version only logs it.
+const newerMark = " (speaks protocol 2)"
+
+// errPeerIsNewer: the acceptor knows a newer version than the one offered.
+var errPeerIsNewer = errors.New("peer speaks a newer protocol than offered")
+
+// errClosedAtHello: the acceptor closed the connection instead of
+// answering the hello, as a node that does not know the version offered
+// does.
+var errClosedAtHello = errors.New("connection closed at the hello")
+
 // hello is the first message of each side.
 type hello struct {
+	proto       int
 	nonce       [nonceLen]byte
 	name        string
 	fingerprint string
 }
 
 func (h *hello) marshal() []byte {
-	b := append([]byte(magic), h.nonce[:]...)
+	b := append([]byte(magics[h.proto]), h.nonce[:]...)
 	b = appendString8(b, h.name)
 	return appendString8(b, h.fingerprint)
 }
 
 func readHello(r io.Reader) (hello, error) {
 	var h hello
-	head := make([]byte, len(magic)+nonceLen)
+	head := make([]byte, 4+nonceLen)
 	if _, err := io.ReadFull(r, head); err != nil {
 		return h, fmt.Errorf("reading hello: %w", err)
 	}
-	if string(head[:len(magic)]) != magic {
-		return h, fmt.Errorf("%w: not a fulcrum cluster peer (bad magic %q)", ErrRefused, head[:len(magic)])
+	for v, m := range magics {
+		if string(head[:4]) == m {
+			h.proto = v
+		}
 	}
-	copy(h.nonce[:], head[len(magic):])
+	if h.proto == 0 {
+		return h, fmt.Errorf("%w: not a fulcrum cluster peer, or a newer one (magic %q)", ErrRefused, head[:4])
+	}
+	copy(h.nonce[:], head[4:])
 	var err error
 	if h.name, err = readString8(r); err != nil {
 		return h, err
@@ -102,11 +138,16 @@ func readString8(r io.Reader) (string, error) {
 	return string(b), nil
 }
 
-// transcript binds both nonces and both names.
+// transcript binds both nonces, both names and (from version 2) the
+// version.
 func transcript(dialer, acceptor *hello) []byte {
 	t := append(dialer.nonce[:], acceptor.nonce[:]...)
 	t = appendString8(t, dialer.name)
-	return appendString8(t, acceptor.name)
+	t = appendString8(t, acceptor.name)
+	if dialer.proto >= proto2 {
+		t = append(t, byte(dialer.proto))
+	}
+	return t
 }
 
 func mac(key []byte, label string, t []byte) []byte {
@@ -118,12 +159,13 @@ func mac(key []byte, label string, t []byte) []byte {
 
 // link is an established, authenticated connection.
 type link struct {
-	conn net.Conn
-	r    *bufio.Reader
-	w    *bufio.Writer
-	peer string // the other side's node name
-	send sealer
-	recv sealer
+	conn  net.Conn
+	r     *bufio.Reader
+	w     *bufio.Writer
+	peer  string // the other side's node name
+	proto int    // the protocol version both speak
+	send  sealer
+	recv  sealer
 }
 
 // sealer is one direction's AEAD with its frame counter.
@@ -152,7 +194,7 @@ func (s *sealer) next() []byte {
 }
 
 // newLink derives the frame keys of a completed handshake.
-func newLink(conn net.Conn, r *bufio.Reader, peer string, key, t []byte, dialer bool) (*link, error) {
+func newLink(conn net.Conn, r *bufio.Reader, peer string, proto int, key, t []byte, dialer bool) (*link, error) {
 	d2a, err := newSealer(mac(key, "d2a", t)[:32])
 	if err != nil {
 		return nil, err
@@ -161,17 +203,18 @@ func newLink(conn net.Conn, r *bufio.Reader, peer string, key, t []byte, dialer 
 	if err != nil {
 		return nil, err
 	}
-	l := &link{conn: conn, r: r, w: bufio.NewWriterSize(conn, 64<<10), peer: peer, send: a2d, recv: d2a}
+	l := &link{conn: conn, r: r, w: bufio.NewWriterSize(conn, 64<<10), peer: peer, proto: proto, send: a2d, recv: d2a}
 	if dialer {
 		l.send, l.recv = d2a, a2d
 	}
 	return l, nil
 }
 
-// dialHandshake runs the dialer's side: it proves this node holds the ring
-// and checks that the acceptor does, and that the acceptor is want.
-func dialHandshake(conn net.Conn, key []byte, self, fingerprint, want string) (*link, error) {
-	me := hello{name: self, fingerprint: fingerprint}
+// dialHandshake runs the dialer's side, offering protocol version proto:
+// it proves this node holds the ring and checks that the acceptor does,
+// and that the acceptor is want.
+func dialHandshake(conn net.Conn, key []byte, self, fingerprint, want string, proto int) (*link, error) {
+	me := hello{proto: proto, name: self, fingerprint: fingerprint}
 	rand.Read(me.nonce[:])
 	if _, err := conn.Write(me.marshal()); err != nil {
 		return nil, fmt.Errorf("sending hello: %w", err)
@@ -179,7 +222,16 @@ func dialHandshake(conn net.Conn, key []byte, self, fingerprint, want string) (*
 	r := bufio.NewReaderSize(conn, 64<<10)
 	them, err := readHello(r)
 	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+			return nil, fmt.Errorf("%w: %w", errClosedAtHello, err)
+		}
 		return nil, err
+	}
+	if them.proto != proto {
+		return nil, fmt.Errorf("%w: %s answered protocol %d to %d", ErrRefused, them.name, them.proto, proto)
+	}
+	if proto < protoLatest && strings.HasSuffix(them.fingerprint, newerMark) {
+		return nil, errPeerIsNewer
 	}
 	theirMAC := make([]byte, macLen)
 	if _, err := io.ReadFull(r, theirMAC); err != nil {
@@ -202,7 +254,7 @@ func dialHandshake(conn net.Conn, key []byte, self, fingerprint, want string) (*
 	if status != "" {
 		return nil, fmt.Errorf("%w: %s says: %s", ErrRefused, them.name, status)
 	}
-	return newLink(conn, r, them.name, key, t, true)
+	return newLink(conn, r, them.name, proto, key, t, true)
 }
 
 // acceptHandshake runs the acceptor's side. known says whether a node name
@@ -213,7 +265,10 @@ func acceptHandshake(conn net.Conn, key []byte, self, fingerprint string, known 
 	if err != nil {
 		return nil, err
 	}
-	me := hello{name: self, fingerprint: fingerprint}
+	me := hello{proto: them.proto, name: self, fingerprint: fingerprint}
+	if them.proto < protoLatest {
+		me.fingerprint += newerMark
+	}
 	rand.Read(me.nonce[:])
 	t := transcript(&them, &me)
 	if _, err := conn.Write(append(me.marshal(), mac(key, "acceptor", t)...)); err != nil {
@@ -242,7 +297,7 @@ func acceptHandshake(conn net.Conn, key []byte, self, fingerprint string, known 
 	if _, err := conn.Write(appendString8(nil, "")); err != nil {
 		return nil, fmt.Errorf("sending verdict: %w", err)
 	}
-	return newLink(conn, r, them.name, key, t, false)
+	return newLink(conn, r, them.name, them.proto, key, t, false)
 }
 
 // writeFrame seals and buffers one frame; flush sends it.

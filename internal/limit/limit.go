@@ -7,12 +7,19 @@
 // GCRA (the generic cell rate algorithm) is a token bucket in one number: a
 // client may send Requests per Per, with Burst more at once; a request that
 // would run ahead of that is refused with the time until it would not be.
+//
+// A table can be shared with the other nodes of a cluster (replicate.go):
+// requests admitted here are counted per client and scope until Drain hands
+// them out, and Apply takes other nodes' admissions and connection counts.
+// The package imports nothing internal; the cluster reaches it through
+// Change, Drain, Range, Apply and Forget.
 package limit
 
 import (
 	"hash/maphash"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +28,9 @@ type Rate struct {
 	Requests int           // allowed per Per
 	Per      time.Duration // the period
 	Burst    int           // requests allowed at once beyond the steady rate
+
+	scope uint32 // the named scope's id, when bound (Table.Bind)
+	bound bool
 }
 
 func (r Rate) on() bool { return r.Requests > 0 && r.Per > 0 }
@@ -38,25 +48,46 @@ type Table struct {
 	seed   maphash.Seed
 	shards [shards]shard
 	now    func() time.Time
+
+	scopeMu sync.Mutex
+	scopes  atomic.Pointer[registry] // scope names <-> ids (scope.go)
+	nextID  uint32                   // under scopeMu
+
+	onPending atomic.Pointer[func()] // replication hook; nil: nothing is tracked
+	signaled  atomic.Bool            // onPending was called since the last Drain
+	nodeMu    sync.Mutex
+	nodes     atomic.Pointer[map[string]nodeState] // other nodes' link sessions (replicate.go)
+	stamps    uint64                               // under nodeMu
 }
 
 type shard struct {
-	mu  sync.Mutex
-	m   map[key]*state
-	max int
+	mu    sync.Mutex
+	m     map[key]*state
+	max   int
+	dirty []key // states with something to replicate, each once (replicate.go)
 }
 
 // key is a client and the rule its state is for: one client has a state
-// per rate it is held to (the listener's, each route's).
+// per rate it is held to (the listener's, each route's). scope is an id
+// (scope.go); the listener's is 0, whose state also holds the client's
+// connections.
 type key struct {
 	addr  netip.Addr
-	scope int
+	scope uint32
 }
 
 type state struct {
 	tat   int64 // unix nanoseconds: theoretical arrival time
-	conns int32
 	last  int64 // unix nanoseconds of the last use
+	conns int32 // open here
+	// Replication (only while a hook is set): requests admitted here since
+	// the last Drain, whether the state is in its shard's dirty list, and
+	// whether conns changed since the last Drain.
+	pend       uint32
+	dirty      bool
+	connsDirty bool
+	// peers are other nodes' open connections of this client (scope 0).
+	peers []peerConns
 }
 
 // New returns a table holding at most maxEntries clients (default 100000);
@@ -68,7 +99,7 @@ func New(maxEntries int, now func() time.Time) *Table {
 	if now == nil {
 		now = time.Now
 	}
-	t := &Table{seed: maphash.MakeSeed(), now: now}
+	t := &Table{seed: maphash.MakeSeed(), now: now, nextID: 1}
 	for i := range t.shards {
 		t.shards[i] = shard{m: map[key]*state{}, max: (maxEntries + shards - 1) / shards}
 	}
@@ -80,20 +111,21 @@ func (t *Table) shard(a netip.Addr) *shard {
 	return &t.shards[maphash.Bytes(t.seed, b[:])%shards]
 }
 
-// get returns a's state, making room when the shard is full by dropping the
-// entries with no open connection that were used least recently (a sample,
-// not a full scan).
-func (s *shard) get(a key, now int64) *state {
-	st := s.m[a]
+// get returns k's state, making room when the shard is full by dropping the
+// entries with no open connection (here or at a peer) that were used least
+// recently (a sample, not a full scan). Called with s.mu held.
+func (t *Table) get(s *shard, k key) *state {
+	st := s.m[k]
 	if st != nil {
 		return st
 	}
 	if len(s.m) >= s.max {
+		nodes := t.nodes.Load()
 		var oldest key
 		var oldestAt int64 = -1
 		n := 0
 		for k, v := range s.m {
-			if v.conns == 0 && (oldestAt < 0 || v.last < oldestAt) {
+			if v.conns == 0 && peerSum(v, nodes) == 0 && (oldestAt < 0 || v.last < oldestAt) {
 				oldest, oldestAt = k, v.last
 			}
 			if n++; n >= 16 {
@@ -105,13 +137,15 @@ func (s *shard) get(a key, now int64) *state {
 		}
 	}
 	st = &state{}
-	s.m[a] = st
+	s.m[k] = st
 	return st
 }
 
 // Allow counts one request of client a against rate r of the given scope
-// (each scope, e.g. a listener or a route, keeps its own state). It reports
-// whether the request may go on, and when not, how long until it would.
+// index (each scope, e.g. a listener or a route, keeps its own state; a
+// rate bound to a named scope by Bind keeps it under that name instead of
+// the index). It reports whether the request may go on, and when not, how
+// long until it would.
 func (t *Table) Allow(a netip.Addr, scope int, r Rate) (ok bool, retryAfter time.Duration) {
 	if !r.on() {
 		return true, 0
@@ -119,44 +153,56 @@ func (t *Table) Allow(a netip.Addr, scope int, r Rate) (ok bool, retryAfter time
 	now := t.now().UnixNano()
 	iv := int64(r.interval())
 	tolerance := iv * int64(r.Burst)
-	s := t.shard(a)
+	k := key{normal(a), scopeID(r, scope)}
+	s := t.shard(k.addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.get(key{a, scope}, now)
+	st := t.get(s, k)
 	st.last = now
 	tat := max(st.tat, now)
 	if tat-now > tolerance {
 		return false, time.Duration(tat - now - tolerance)
 	}
 	st.tat = tat + iv
+	if f := t.onPending.Load(); f != nil {
+		if st.pend < 1<<32-1 {
+			st.pend++
+		}
+		t.mark(s, k, st, *f)
+	}
 	return true, 0
 }
 
 // Open counts a new connection of client a against limit (0: unlimited) and
-// reports whether it may stay open. Pair every true with Close.
+// reports whether it may stay open. The connections other nodes report
+// (Apply) count too. Pair every true with Close.
 func (t *Table) Open(a netip.Addr, limit int) bool {
 	if limit <= 0 {
 		return true
 	}
-	s := t.shard(a)
+	k := key{addr: normal(a)}
+	s := t.shard(k.addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.get(key{addr: a}, t.now().UnixNano())
-	if int(st.conns) >= limit {
+	st := t.get(s, k)
+	if int(st.conns)+peerSum(st, t.nodes.Load()) >= limit {
 		return false
 	}
 	st.conns++
 	st.last = t.now().UnixNano()
+	t.connsChanged(s, k, st)
 	return true
 }
 
 // Close ends a connection counted by Open.
 func (t *Table) Close(a netip.Addr) {
-	s := t.shard(a)
+	k := key{addr: normal(a)}
+	s := t.shard(k.addr)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.m[key{addr: a}]; st != nil && st.conns > 0 {
+	if st := s.m[k]; st != nil && st.conns > 0 {
 		st.conns--
+		t.connsChanged(s, k, st)
 	}
 }
 
@@ -170,4 +216,13 @@ func (t *Table) Len() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// normal drops an address's zone: the key is the same on every node (a
+// zone names an interface of one machine).
+func normal(a netip.Addr) netip.Addr {
+	if a.Zone() != "" {
+		return a.WithZone("")
+	}
+	return a
 }

@@ -210,6 +210,7 @@ type clusterStatus struct {
 		Connected bool
 		Inbound   bool
 		Resyncs   int
+		Protocol  int
 	}
 	Store *struct{ Connected bool }
 }
