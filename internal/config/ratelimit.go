@@ -6,9 +6,13 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// RateLimit limits each client address (the settled one: after PROXY
-// headers and trusted forwarding headers). A request over the rate gets
-// 429 with Retry-After; a connection over the count gets 429 and is closed.
+// RateLimit limits each client address. Request rates count the settled
+// address (after PROXY headers and trusted forwarding headers); connections
+// are counted before any request is read, so they count the connection's
+// peer (the PROXY header's source when one was accepted): behind a trusted
+// HTTP proxy that does not send PROXY headers, its clients share one
+// connection allowance. A request over the rate gets 429 with Retry-After;
+// a connection over the count gets 429 and is closed.
 type RateLimit struct {
 	// Requests per Per (key requests, with per).
 	Requests int
@@ -17,7 +21,7 @@ type RateLimit struct {
 	// Burst is how many requests may come at once beyond the steady rate
 	// (key burst, default: requests).
 	Burst int
-	// Connections bounds open connections per client address (key
+	// Connections bounds open connections per peer address (key
 	// connections, listener only; 0: unlimited).
 	Connections int
 }

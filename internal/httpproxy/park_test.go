@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/httpproxy"
 )
 
 // pathApp answers with the request's path.
@@ -162,5 +164,36 @@ func TestServeConnNeverParks(t *testing.T) {
 	}
 	if got, err := ic.get("/again"); err != nil || got != "/again" {
 		t.Fatalf("second request: %q, %v", got, err)
+	}
+}
+
+// TestSwapReachesIdleConnections: a request arriving on a keep-alive
+// connection after Swap is served by the new config, whether the
+// connection waited on its goroutine or parked.
+func TestSwapReachesIdleConnections(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
+			f := startProxy(t, fixtureOpts{async: async, clientIdle: 30 * time.Second}, pathApp(t))
+			ic := dialIdle(t, f.addr)
+			if got, err := ic.get("/before"); err != nil || got != "/before" {
+				t.Fatalf("before the swap: %q, %v", got, err)
+			}
+			if async && !waitFor(5*time.Second, func() bool { return f.handler.ParkedConns() == 1 }) {
+				t.Fatal("did not park")
+			}
+			cfg := *f.handler.Config()
+			cfg.Access = []httpproxy.AccessRule{{Allow: false}}
+			f.handler.Swap(&cfg)
+			ic.c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(ic.c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(ic.br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 403 {
+				t.Fatalf("request after the swap: %d, want 403 from the new config's deny rule", resp.StatusCode)
+			}
+		})
 	}
 }

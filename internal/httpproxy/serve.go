@@ -112,6 +112,9 @@ func (cc *clientConn) serve() (parked bool) {
 		if err == errParked {
 			return true
 		}
+		// A request that arrives after a reload is served by the new
+		// config, however long its connection waited with the old one.
+		cfg = cc.h.cfg.Load()
 		if err != nil {
 			if start.IsZero() || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				// Idle connection closed or timed out, or a client that
