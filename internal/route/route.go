@@ -39,6 +39,7 @@ type Rule struct {
 // Table is an immutable, ordered set of rules, safe for concurrent use.
 type Table struct {
 	rules []matcher
+	idx   *index // nil for small tables: a scan is cheaper
 }
 
 // matcher is a Rule checked and normalized for matching.
@@ -69,6 +70,9 @@ func New(rules []Rule) (*Table, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if len(t.rules) >= indexFrom {
+		t.idx = buildIndex(t.rules)
+	}
 	return t, nil
 }
 
@@ -81,24 +85,37 @@ func (t *Table) Len() int { return len(t.rules) }
 // by canonical name, nil when absent (header may be nil if no rule needs it).
 func (t *Table) Match(host, path []byte, header func(name string) []byte) (target, rule int, ok bool) {
 	host = hostOf(host)
+	if t.idx != nil {
+		if target, rule, ok, done := t.matchIndexed(host, path, header); done {
+			return target, rule, ok
+		}
+	}
 	for i := range t.rules {
 		m := &t.rules[i]
-		if m.host != "" && !m.matchHost(host) {
-			continue
+		if m.matches(host, path, header) {
+			return m.target, i, true
 		}
-		if m.prefix {
-			if len(path) < len(m.path) || string(path[:len(m.path)]) != m.path {
-				continue
-			}
-		} else if m.path != "" && string(path) != m.path {
-			continue
-		}
-		if m.header != "" && (header == nil || string(header(m.header)) != m.value) {
-			continue
-		}
-		return m.target, i, true
 	}
 	return 0, -1, false
+}
+
+// matches reports whether the rule matches a request (host as hostOf
+// returns it).
+func (m *matcher) matches(host, path []byte, header func(name string) []byte) bool {
+	if m.host != "" && !m.matchHost(host) {
+		return false
+	}
+	if m.prefix {
+		if len(path) < len(m.path) || string(path[:len(m.path)]) != m.path {
+			return false
+		}
+	} else if m.path != "" && string(path) != m.path {
+		return false
+	}
+	if m.header != "" && (header == nil || string(header(m.header)) != m.value) {
+		return false
+	}
+	return true
 }
 
 // matchHost compares a host as hostOf returns it with the rule's.
