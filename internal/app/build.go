@@ -174,6 +174,12 @@ func KeepaliveOptions(k config.Keepalive) health.Options {
 		SendProxy:    k.SendProxy,
 		ScriptName:   k.ScriptName,
 	}
+	if k.Type == string(health.TypeHTTP) {
+		o.ReuseMax = k.ReuseMax
+		if !k.Reuse {
+			o.ReuseMax = 1 // a new connection for every check
+		}
+	}
 	for _, st := range k.Script {
 		o.Script = append(o.Script, health.Step{Send: st.Send, Expect: st.ExpectRe, Reject: st.RejectRe, TLS: st.TLS})
 	}

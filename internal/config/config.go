@@ -346,8 +346,19 @@ type Keepalive struct {
 	// default 3, at least 1).
 	Fall int
 	// SendProxy sends a PROXY protocol v2 header before the check (key
-	// send_proxy, default false).
+	// send_proxy, default false); once per connection when connections are
+	// reused.
 	SendProxy bool
+	// Reuse keeps the connection of a passing check open for the next one,
+	// HTTP/1.1 keep-alive (key reuse, type http only, default true): a
+	// check then costs a write and a read instead of a connect, a request
+	// and a close. false opens a new connection for every check.
+	Reuse bool
+	// ReuseMax is the most checks one connection carries before a new one
+	// is opened, so a server whose accept path died while an old
+	// connection still answers is found within reuse_max intervals (key
+	// reuse_max, 1..1000, default 10, only with reuse: true).
+	ReuseMax int
 	// Passive takes servers down on failures seen in live traffic (key
 	// passive; nil when not configured). Allowed with every type, none too.
 	Passive *Passive

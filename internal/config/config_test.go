@@ -95,7 +95,7 @@ func checkHTTPKeepalive(t *testing.T, k Keepalive) {
 	if k.Type != "http" || k.Method != "GET" || k.Path != "/isrunning.cfm" || k.Host != "www.example.com" {
 		t.Errorf("keepalive request: got %s %s %s host %s", k.Type, k.Method, k.Path, k.Host)
 	}
-	if !reflect.DeepEqual(k.ExpectStatus, []int{200}) || !k.Hash || k.HashFleet || k.SendProxy {
+	if !reflect.DeepEqual(k.ExpectStatus, []int{200}) || !k.Hash || k.HashFleet || k.SendProxy || !k.Reuse || k.ReuseMax != 20 {
 		t.Errorf("keepalive expectations: got %+v", k)
 	}
 	if len(k.HashMaskRe) != 1 || k.HashMask[0] != `\d{4}-\d\d-\d\d[ T][\d:]+` {
@@ -180,7 +180,8 @@ func TestDependentDefaults(t *testing.T) {
 		t.Errorf("max_queue: got %v, want [0 100 0]", got)
 	}
 	k := p.Keepalive
-	if k.Method != "HEAD" || k.Path != "/" || !reflect.DeepEqual(k.ExpectStatus, []int{200}) || k.DownInterval != 10*time.Second {
+	if k.Method != "HEAD" || k.Path != "/" || !reflect.DeepEqual(k.ExpectStatus, []int{200}) || k.DownInterval != 10*time.Second ||
+		!k.Reuse || k.ReuseMax != 10 {
 		t.Errorf("http keepalive defaults: got %+v", k)
 	}
 }

@@ -38,6 +38,8 @@ const (
 	defaultFall          = 3
 	defaultPassiveFall   = 5
 	defaultPassiveWithin = 10 * time.Second
+	defaultReuse         = true // http checks: Envoy's default; see the README
+	defaultReuseMax      = 10
 )
 
 // defaulter fills fields that were not written, or did not decode (their
@@ -110,6 +112,10 @@ func (df defaulter) keepalive(k *Keepalive, path string) {
 		setDefault(df, join(path, "path"), &k.Path, defaultCheckPath)
 		if !df.b.ok(join(path, "expect_status")) {
 			k.ExpectStatus = []int{defaultExpectStatus}
+		}
+		setDefault(df, join(path, "reuse"), &k.Reuse, defaultReuse)
+		if k.Reuse {
+			setDefault(df, join(path, "reuse_max"), &k.ReuseMax, defaultReuseMax)
 		}
 	}
 	setDefault(df, join(path, "interval"), &k.Interval, defaultInterval)

@@ -177,6 +177,8 @@ func (d *decoder) keepalive(v *yaml.Node, path string, k *Keepalive) {
 		"rise":          d.integer(&k.Rise),
 		"fall":          d.integer(&k.Fall),
 		"send_proxy":    d.boolean(&k.SendProxy),
+		"reuse":         d.boolean(&k.Reuse),
+		"reuse_max":     d.integer(&k.ReuseMax),
 		"passive": func(v *yaml.Node, path string) {
 			k.Passive = &Passive{}
 			d.fields(v, path, map[string]setter{

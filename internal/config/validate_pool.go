@@ -56,7 +56,7 @@ func (v *validator) server(s *Server, path string) {
 }
 
 var (
-	httpKeys   = []string{"method", "path", "host", "expect_status", "hash", "hash_fleet", "hash_mask", "body_match", "body_reject"}
+	httpKeys   = []string{"method", "path", "host", "expect_status", "hash", "hash_fleet", "hash_mask", "body_match", "body_reject", "reuse", "reuse_max"}
 	timingKeys = []string{"interval", "down_interval", "timeout", "rise", "fall", "send_proxy"}
 )
 
@@ -139,7 +139,15 @@ func (v *validator) httpKeepalive(k *Keepalive, path string) {
 	if p := join(path, "body_reject"); v.ok(p) {
 		k.BodyRejectRe = v.regexp(p, k.BodyReject)
 	}
+	if !k.Reuse && !v.bad[join(path, "reuse")] {
+		v.onlyWith(path, false, "with reuse: true", "reuse_max")
+	}
+	v.between(join(path, "reuse_max"), k.ReuseMax, 1, maxReuseMax)
 }
+
+// maxReuseMax bounds reuse_max: at interval 1s, a new connection at least
+// every 16 minutes.
+const maxReuseMax = 1000
 
 // builtinScripts are the conversations a script keepalive may name.
 var builtinScripts = []string{"smtp", "pop3", "imap", "ftp", "redis", "http-head"}

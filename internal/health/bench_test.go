@@ -55,3 +55,44 @@ func BenchmarkGroup10k(b *testing.B) {
 		g.Stop()
 	}
 }
+
+// BenchmarkCheck runs http GET checks with body_match against one loopback
+// server (in this process, allocating nothing per request, so allocs/op
+// are the check's), one after another, through a Checker's prober and
+// observe: on a kept connection (reuse) and on a new connection each
+// (new). Profile the reuse path with -cpuprofile and look at the health
+// package's share: the server's is the test's.
+func BenchmarkCheck(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		max  int
+	}{{"reuse", MaxReuseMax}, {"new", 1}} {
+		b.Run(tc.name, func(b *testing.B) {
+			addr := serve(b, func(c net.Conn) {
+				// One request per read: the checker writes each in one piece.
+				buf, reply := make([]byte, 4096), []byte(ok200)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					if _, err := c.Write(reply); err != nil {
+						return
+					}
+				}
+			})
+			o := Options{Type: TypeHTTP, Method: "GET", BodyMatch: re("Running"), ReuseMax: tc.max}.WithDefaults()
+			c := newChecker(&Config{Now: time.Now, Logger: discard()}, "p", &fakeTarget{name: "a", addr: addr}, o, nil)
+			var idle idleConn
+			b.ReportAllocs()
+			for b.Loop() {
+				res, keep := c.prober.check(b.Context(), &c.abort, idle)
+				if !res.OK {
+					b.Fatal(res.Reason)
+				}
+				c.observe(res)
+				idle = keep
+			}
+			idle.close()
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,7 @@ const (
 type Checker struct {
 	pool, name, address string
 	opts                Options
-	dialer              Dialer
+	prober              *prober
 	fleet               *fleet // nil unless hash_fleet
 	log                 *slog.Logger
 	now                 func() time.Time
@@ -35,11 +36,9 @@ type Checker struct {
 	fails   int // consecutive failures
 	passes  int // consecutive passes while down
 	ref     string
-	results []kept // oldest first, at most KeepResults
+	results ring // the last KeepResults
 	history []Transition
 	passive []time.Time // passive failures within Passive.Within
-
-	req []byte // the HTTP request, built once
 
 	// Scheduling, guarded by runMu (never held across I/O).
 	runMu   sync.Mutex
@@ -47,22 +46,19 @@ type Checker struct {
 	cancel  context.CancelFunc
 	sched   *scheduler
 	stopped bool
+	quit    atomic.Bool    // stopped, or the group's context ended: no more probes
+	idle    idleConn       // the connection kept for the next check (http reuse)
 	running sync.WaitGroup // the probe in flight, if any
 	abort   aborter        // cuts the probe in flight short on stop
-
-	dueAt    time.Duration // since sched.base; guarded by sched.mu
-	dueIndex int           // in sched.due; -1 when not scheduled
 }
 
 func newChecker(cfg *Config, pool string, t Target, o Options, f *fleet) *Checker {
 	c := &Checker{
 		pool: pool, name: t.Name(), address: t.Address(), opts: o, fleet: f,
-		dialer: cfg.Dialer, log: cfg.Logger, now: cfg.Now, onChange: cfg.OnChange,
-		target: t, dueIndex: -1,
+		log: cfg.Logger, now: cfg.Now, onChange: cfg.OnChange,
+		target: t,
 	}
-	if o.Type == TypeHTTP {
-		c.req = request(c.address, o)
-	}
+	c.prober = newProber(cfg.Dialer, c.address, o, true)
 	return c
 }
 
@@ -89,10 +85,10 @@ func (c *Checker) State() Health {
 func (c *Checker) Last() (Result, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.results) == 0 {
+	if c.results.len() == 0 {
 		return Result{}, false
 	}
-	return c.results[len(c.results)-1].result(), true
+	return c.results.at(c.results.len() - 1).result(), true
 }
 
 // Results returns up to KeepResults results, oldest first. Older passing
@@ -100,9 +96,9 @@ func (c *Checker) Last() (Result, bool) {
 func (c *Checker) Results() []Result {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	rs := make([]Result, len(c.results))
-	for i := range c.results {
-		rs[i] = c.results[i].result()
+	rs := make([]Result, c.results.len())
+	for i := range rs {
+		rs[i] = c.results.at(i).result()
 	}
 	return rs
 }
@@ -177,48 +173,79 @@ func (c *Checker) start(parent context.Context, s *scheduler) {
 	s.schedule(c, rand.N(c.opts.Interval)+1)
 }
 
-// fire runs one probe and schedules the next.
+// fire runs one probe and schedules the next. The probe takes the kept
+// connection, if any, and gives back the one to keep: between probes the
+// checker owns it, and stop closes it.
 func (c *Checker) fire() {
+	// quit, not ctx.Err(): the checker's own cache lines, not its
+	// context's, which at ten thousand checkers a second is a cache miss.
 	c.runMu.Lock()
-	if c.stopped || c.ctx.Err() != nil {
+	if c.stopped || c.quit.Load() {
 		c.runMu.Unlock()
 		return
 	}
+	idle := c.idle
+	c.idle = idleConn{}
 	c.running.Add(1)
 	c.runMu.Unlock()
 	defer c.running.Done()
 
-	res := probe(c.ctx, c.dialer, &c.abort, c.address, c.opts, c.req)
-	if c.ctx.Err() != nil {
+	res, keep := c.prober.check(c.ctx, &c.abort, idle)
+	// A failure may come from the context ending before halt has set quit.
+	if c.quit.Load() || (!res.OK && c.ctx.Err() != nil) {
+		keep.close()
 		return // shutting down: the result says nothing about the server
 	}
-	next := c.observe(res)
-	c.runMu.Lock()
-	if !c.stopped {
-		c.sched.schedule(c, next)
+	next, ok := c.observe(res)
+	if !ok {
+		keep.close() // failed on the hash: any failure ends the connection
+		keep = idleConn{}
 	}
+	c.runMu.Lock()
+	if c.stopped {
+		c.runMu.Unlock()
+		keep.close()
+		return
+	}
+	c.idle = keep
+	c.sched.schedule(c, next)
 	c.runMu.Unlock()
 }
 
-// stop takes the checker off the schedule and cuts its probe in flight
-// short; wait then waits for that probe to return.
+// stop takes the checker off the schedule (when next due, it is dropped),
+// closes its kept connection and cuts its probe in flight short; wait then
+// waits for that probe to return.
 func (c *Checker) stop() {
 	c.runMu.Lock()
-	defer c.runMu.Unlock()
 	c.stopped = true
-	if c.sched != nil {
-		c.sched.remove(c)
-	}
+	c.quit.Store(true)
 	if c.cancel != nil {
 		c.cancel()
 	}
 	c.abort.abort()
+	idle := c.idle
+	c.idle = idleConn{}
+	c.runMu.Unlock()
+	idle.close()
+}
+
+// halt cuts the probe in flight short and closes the kept connection,
+// when the group's context ends without Stop.
+func (c *Checker) halt() {
+	c.quit.Store(true)
+	c.abort.abort()
+	c.runMu.Lock()
+	idle := c.idle
+	c.idle = idleConn{}
+	c.runMu.Unlock()
+	idle.close()
 }
 
 func (c *Checker) wait() { c.running.Wait() }
 
-// observe applies one result and returns the delay to the next check.
-func (c *Checker) observe(res Result) time.Duration {
+// observe applies one result and returns the delay to the next check and
+// the final verdict (the hash comparison may fail a probe's pass).
+func (c *Checker) observe(res Result) (time.Duration, bool) {
 	c.mu.Lock()
 	c.judgeHash(&res)
 	tr, changed := c.stepLocked(res)
@@ -234,7 +261,7 @@ func (c *Checker) observe(res Result) time.Duration {
 	if changed {
 		c.emit(tr)
 	}
-	return next
+	return next, res.OK
 }
 
 // judgeHash compares res.Hash with the reference, or with the pool's
@@ -329,8 +356,8 @@ func (c *Checker) moveLocked(to Health, reason string) Transition {
 
 func (c *Checker) recordLocked(res Result) {
 	k := keepResult(res)
-	if n := len(c.results); n > 0 {
-		prev := &c.results[n-1]
+	if n := c.results.len(); n > 0 {
+		prev := c.results.at(n - 1)
 		if prev.ok {
 			prev.ev = nil
 		}
@@ -342,21 +369,47 @@ func (c *Checker) recordLocked(res Result) {
 	if k.hash != "" && k.hash == c.ref {
 		k.hash = c.ref
 	}
-	switch n := len(c.results); {
+	c.results.push(k)
+}
+
+// ring holds the last KeepResults results. Once full, a new result takes
+// the oldest one's place: nothing moves (copying twenty results of cold
+// memory for every check showed in profiles).
+type ring struct {
+	buf   []kept // grows to KeepResults, then is reused
+	start int    // index of the oldest in buf once full
+}
+
+func (r *ring) len() int { return len(r.buf) }
+
+// at returns the i-th oldest.
+func (r *ring) at(i int) *kept { return &r.buf[(r.start+i)%len(r.buf)] }
+
+func (r *ring) push(k kept) {
+	switch n := len(r.buf); {
 	case n == KeepResults:
-		copy(c.results, c.results[1:])
-		c.results[n-1] = k
-	case n == cap(c.results):
+		r.buf[r.start] = k
+		r.start = (r.start + 1) % n
+	case n == cap(r.buf):
 		// Sized once, exactly: append's doubling would keep room for 32.
 		grown := make([]kept, n, KeepResults)
-		copy(grown, c.results)
-		c.results = append(grown, k)
+		copy(grown, r.buf)
+		r.buf = append(grown, k)
 	default:
-		c.results = append(c.results, k)
+		r.buf = append(r.buf, k)
 	}
 }
 
-// kept is a Result as a Checker stores it: 104 bytes instead of 184, the
+// clone returns a copy, oldest first.
+func (r *ring) clone() ring {
+	c := ring{buf: make([]kept, len(r.buf), cap(r.buf))}
+	for i := range c.buf {
+		c.buf[i] = *r.at(i)
+	}
+	return c
+}
+
+// kept is a Result as a Checker stores it: 104 bytes instead of 200, the
 // evidence behind one pointer that is dropped once a newer result exists
 // for a passing one. Ten thousand servers keep twenty each.
 type kept struct {
@@ -365,7 +418,9 @@ type kept struct {
 	reason      string
 	hash        string
 	notes       []string
-	status      int32
+	status      int16  // 100..999
+	connCheck   uint16 // Connection.Check, at most MaxReuseMax
+	connMax     uint16 // Connection.Max
 	ok          bool
 	hashChanged bool
 	ev          *evidence // nil when there is none, or when dropped
@@ -378,7 +433,8 @@ type evidence struct {
 
 func keepResult(r Result) kept {
 	k := kept{at: r.At, dur: r.Duration, reason: r.Reason, hash: r.Hash, notes: r.Notes,
-		status: int32(r.Status), ok: r.OK, hashChanged: r.HashChanged}
+		status: int16(r.Status), connCheck: uint16(r.Conn.Check), connMax: uint16(r.Conn.Max),
+		ok: r.OK, hashChanged: r.HashChanged}
 	if r.Sent != nil || r.Received != nil || r.Segments != nil {
 		k.ev = &evidence{sent: r.Sent, received: r.Received, segments: r.Segments}
 	}
@@ -387,6 +443,7 @@ func keepResult(r Result) kept {
 
 func (k *kept) result() Result {
 	r := Result{OK: k.ok, At: k.at, Duration: k.dur, Reason: k.reason, Status: int(k.status),
+		Conn: Connection{Check: int(k.connCheck), Max: int(k.connMax)},
 		Hash: k.hash, HashChanged: k.hashChanged, Notes: k.notes}
 	if k.ev != nil {
 		r.Sent, r.Received, r.Segments = k.ev.sent, k.ev.received, k.ev.segments
@@ -412,7 +469,7 @@ func (c *Checker) emit(tr Transition) {
 func (c *Checker) adopt(old *Checker) {
 	old.mu.Lock()
 	h, hist := old.health, slices.Clone(old.history)
-	results := slices.Clone(old.results)
+	results := old.results.clone()
 	old.mu.Unlock()
 	c.mu.Lock()
 	c.health, c.history, c.results = h, hist, results

@@ -69,12 +69,13 @@ func (g *Group) Start(ctx context.Context) {
 	g.ctx, g.cancel = context.WithCancel(ctx)
 	g.sched = newScheduler()
 	g.sched.start(g.ctx)
-	// When ctx ends without Stop, probes in flight end at once too.
+	// When ctx ends without Stop, probes in flight end at once too, and
+	// kept connections are closed.
 	context.AfterFunc(g.ctx, func() {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for _, c := range g.checkers {
-			c.abort.abort()
+			c.halt()
 		}
 	})
 	for _, c := range g.checkers {

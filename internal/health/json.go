@@ -24,13 +24,14 @@ func (r Result) MarshalJSON() ([]byte, error) {
 		DurationMS  float64   `json:"duration_ms"`
 		Reason      string    `json:"reason"`
 		Status      int       `json:"status,omitempty"`
+		Connection  string    `json:"connection,omitempty"`
 		Sent        string    `json:"sent,omitempty"`
 		Received    string    `json:"received,omitempty"`
 		Segments    []segment `json:"segments,omitempty"`
 		Hash        string    `json:"hash,omitempty"`
 		HashChanged bool      `json:"hash_changed,omitempty"`
 		Notes       []string  `json:"notes,omitempty"`
-	}{r.OK, r.At, millis(r.Duration), r.Reason, r.Status, string(r.Sent), string(r.Received),
+	}{r.OK, r.At, millis(r.Duration), r.Reason, r.Status, r.Conn.String(), string(r.Sent), string(r.Received),
 		segs, r.Hash, r.HashChanged, r.Notes})
 }
 
@@ -50,6 +51,8 @@ func (d Dir) String() string {
 		return "sent"
 	case DirReceived:
 		return "received"
+	case DirRetry:
+		return "retry"
 	}
 	return "unknown"
 }

@@ -32,6 +32,8 @@ const (
 	DefaultFall         = 3
 	DefaultPassiveFall  = 5
 	DefaultWithin       = 10 * time.Second
+	DefaultReuseMax     = 10
+	MaxReuseMax         = 1000
 )
 
 // Options is one pool's keepalive, already parsed and validated by the
@@ -73,8 +75,20 @@ type Options struct {
 	// Fall is how many consecutive failures take a server down; default 3.
 	// In between the server is dying (still gets traffic).
 	Fall int
-	// SendProxy sends a PROXY protocol v2 header right after connecting.
+	// SendProxy sends a PROXY protocol v2 header right after connecting
+	// (once per connection when connections are reused).
 	SendProxy bool
+	// ReuseMax is the most http checks one connection serves, 1..MaxReuseMax;
+	// default DefaultReuseMax. 1 opens a new connection for every check
+	// (reuse: false in the config). Above 1, a Checker keeps the
+	// connection of a passing check for the next one (HTTP/1.1 keep-alive)
+	// and opens a new one at least every ReuseMax checks, so a server whose
+	// accept path died while an old connection still answers is found
+	// within ReuseMax intervals (see README.md, "Connection reuse"). A
+	// checker's first connection serves a random 1..ReuseMax checks, so
+	// servers started together do not all reconnect in the same second.
+	// http only; Probe always uses one new connection.
+	ReuseMax int
 	// Script is the user's steps (type script).
 	Script []Step
 	// ScriptName names a built-in script (smtp, pop3, imap, ftp, redis,
@@ -136,6 +150,9 @@ func (o Options) WithDefaults() Options {
 	if o.Fall == 0 {
 		o.Fall = DefaultFall
 	}
+	if o.ReuseMax == 0 {
+		o.ReuseMax = DefaultReuseMax
+	}
 	if o.Passive.Fall > 0 && o.Passive.Within == 0 {
 		o.Passive.Within = DefaultWithin
 	}
@@ -180,6 +197,9 @@ func (o Options) Validate() error {
 	}
 	if o.Rise < 1 || o.Fall < 1 {
 		bad("rise", "rise and fall must be at least 1")
+	}
+	if o.ReuseMax < 1 || o.ReuseMax > MaxReuseMax {
+		bad("reuse_max", "%d is not 1..%d", o.ReuseMax, MaxReuseMax)
 	}
 	if o.Passive.Fall < 0 || (o.Passive.Fall > 0 && o.Passive.Within <= 0) {
 		bad("passive", "fall must be >= 0 and within positive")
@@ -228,8 +248,8 @@ func (o Options) fingerprint() string {
 	for _, m := range o.HashMask {
 		fmt.Fprintf(&b, "%q,", re(m))
 	}
-	fmt.Fprintf(&b, "|%q|%q|%v|%v|%v|%d|%d|%t|%v|", re(o.BodyMatch), re(o.BodyReject),
-		o.Interval, o.DownInterval, o.Timeout, o.Rise, o.Fall, o.SendProxy, o.Passive)
+	fmt.Fprintf(&b, "|%q|%q|%v|%v|%v|%d|%d|%t|%v|%d|", re(o.BodyMatch), re(o.BodyReject),
+		o.Interval, o.DownInterval, o.Timeout, o.Rise, o.Fall, o.SendProxy, o.Passive, o.ReuseMax)
 	for _, s := range o.Script {
 		fmt.Fprintf(&b, "%q/%q/%q/%t;", s.Send, re(s.Expect), re(s.Reject), s.TLS)
 	}
@@ -237,3 +257,6 @@ func (o Options) fingerprint() string {
 }
 
 func (o Options) expects(status int) bool { return slices.Contains(o.ExpectStatus, status) }
+
+// reuses says whether a Checker keeps connections between checks.
+func (o Options) reuses() bool { return o.Type == TypeHTTP && o.ReuseMax > 1 }

@@ -69,6 +69,8 @@ type Response struct {
 	Framing Framing
 	Body    []byte   // decoded body (at most MaxBodyBytes)
 	Notes   []string // tolerated deviations, for the transcript
+
+	closed bool // the server closed the connection to end the reply
 }
 
 // Get returns the first value of the named header (case-insensitive).
@@ -127,6 +129,8 @@ type respReader struct {
 	budget int    // head bytes still allowed
 	body   []byte // memory for the decoded body
 	lfOnly bool
+	head   string // the rest of a head read whole (see wholeHead)
+	whole  bool   // lines come from head
 }
 
 // line reads one line within the head budget and returns it without its
@@ -202,11 +206,64 @@ func (rd *respReader) checkPrefix() error {
 	}
 }
 
+// wholeHead takes the head as one string when the reader already holds
+// all of it, as it usually does (a reply head is one segment): one
+// allocation for the status line and every header instead of one each.
+func (rd *respReader) wholeHead() {
+	buf, _ := rd.br.Peek(rd.br.Buffered())
+	end := headEnd(buf)
+	if end < 0 || end > rd.budget {
+		return
+	}
+	rd.head, rd.whole = string(buf[:end]), true
+	_, _ = rd.br.Discard(end)
+}
+
+// headEnd returns the length of the head at the start of buf, up to and
+// including the blank line that ends it, or -1 if buf does not hold it.
+func headEnd(buf []byte) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1
+		switch {
+		case i < len(buf) && buf[i] == '\n':
+			return i + 1
+		case i+1 < len(buf) && buf[i] == '\r' && buf[i+1] == '\n':
+			return i + 2
+		}
+	}
+}
+
+// headLine returns the next line of the head without its line end, from
+// the head read whole if it was, else from the reader.
+func (rd *respReader) headLine() (string, error) {
+	if !rd.whole {
+		return rd.line(&rd.budget, ErrHeadTooLarge)
+	}
+	i := strings.IndexByte(rd.head, '\n') // found: the head ends with a blank line
+	l := rd.head[:i]
+	rd.head = rd.head[i+1:]
+	rd.budget -= i + 1
+	if n := len(l); n > 0 && l[n-1] == '\r' {
+		l = l[:n-1]
+	} else {
+		rd.lfOnly = true
+	}
+	if l == "" {
+		rd.head, rd.whole = "", false // the end: anything after comes from the reader
+	}
+	return l, nil
+}
+
 func (rd *respReader) readHead(resp *Response) error {
 	if err := rd.checkPrefix(); err != nil {
 		return err
 	}
-	status, err := rd.line(&rd.budget, ErrHeadTooLarge)
+	rd.wholeHead()
+	status, err := rd.headLine()
 	if err != nil {
 		return err
 	}
@@ -214,7 +271,7 @@ func (rd *respReader) readHead(resp *Response) error {
 		return err
 	}
 	for {
-		l, err := rd.line(&rd.budget, ErrHeadTooLarge)
+		l, err := rd.headLine()
 		if err != nil {
 			return err
 		}
@@ -354,6 +411,7 @@ func (rd *respReader) toClose(resp *Response) error {
 	}
 	n := len(body)
 	resp.Body = body
+	resp.closed = true
 	if n > MaxBodyBytes {
 		resp.Body = body[:MaxBodyBytes]
 		return ErrBodyTooLarge
@@ -408,6 +466,7 @@ func (rd *respReader) chunked(resp *Response) error {
 	for {
 		l, err := rd.line(&rd.budget, ErrHeadTooLarge)
 		if errors.Is(err, io.ErrUnexpectedEOF) {
+			resp.closed = true
 			resp.Notes = append(resp.Notes, "connection closed after the last chunk without its final line end")
 			return nil
 		}

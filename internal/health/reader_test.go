@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -136,6 +137,8 @@ func FuzzReadResponse(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 		"HTTP/1.0 302 Found\nLocation: /x\n\n",
 		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\nno colon\r\n\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nA: 1\n\r\n",
 		"garbage",
 	} {
 		f.Add([]byte(s), false, uint16(7))
@@ -158,6 +161,10 @@ func FuzzReadResponse(f *testing.F) {
 			for _, r := range []*Response{parts, bytewise} {
 				if r.Status != whole.Status || !bytes.Equal(r.Body, whole.Body) || r.Framing != whole.Framing {
 					t.Fatalf("split changed the result: %d %q %s vs %d %q %s", r.Status, r.Body, r.Framing, whole.Status, whole.Body, whole.Framing)
+				}
+				// A head read whole and one read line by line parse alike.
+				if r.Proto != whole.Proto || r.Reason != whole.Reason || !slices.Equal(r.Header, whole.Header) || !slices.Equal(r.Notes, whole.Notes) {
+					t.Fatalf("split changed the head: %q %q %q %q vs %q %q %q %q", r.Proto, r.Reason, r.Header, r.Notes, whole.Proto, whole.Reason, whole.Header, whole.Notes)
 				}
 			}
 		}

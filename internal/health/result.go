@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -22,9 +23,13 @@ const maxSegments = 128
 type Result struct {
 	OK       bool
 	At       time.Time     // when the check started
-	Duration time.Duration // connect to verdict
-	// Reason is human-readable: the rule that failed, or what passed.
+	Duration time.Duration // from At (before the connect, or the write on a kept connection) to the verdict
+	// Reason is human-readable: the rule that failed, or what passed. A
+	// failure on a reused connection ends with "(reused connection, check
+	// N of M)".
 	Reason string
+	// Conn is the connection the verdict came from: new or reused.
+	Conn Connection
 	// Status is the HTTP status, 0 for other types or when none arrived.
 	Status int
 	// Sent and Received keep the first EvidenceBytes of each direction.
@@ -41,6 +46,37 @@ type Result struct {
 	Notes []string
 }
 
+// Connection says which connection a check ran on.
+type Connection struct {
+	// Check counts the checks the connection has carried, this one
+	// included: 1 is a new connection, 2 or more a reused one, 0 none
+	// (the connect failed, or type none).
+	Check int
+	// Max is the most checks it may carry (reuse_max); 1 when it is
+	// closed after this check whatever happens (reuse off, tcp, script,
+	// fulcrum probe).
+	Max int
+}
+
+// Reused reports whether the connection carried an earlier check.
+func (c Connection) Reused() bool { return c.Check > 1 }
+
+// String renders c as "new connection", "new connection (check 1 of 10)"
+// or "reused connection (check 4 of 10)"; "" when there was none.
+func (c Connection) String() string {
+	switch {
+	case c.Check == 0:
+		return ""
+	case c.Max <= 1:
+		return "new connection"
+	}
+	kind := "new"
+	if c.Reused() {
+		kind = "reused"
+	}
+	return kind + " connection (check " + strconv.Itoa(c.Check) + " of " + strconv.Itoa(c.Max) + ")"
+}
+
 // Dir is the direction of a Segment.
 type Dir uint8
 
@@ -48,6 +84,9 @@ type Dir uint8
 const (
 	DirSent Dir = iota + 1
 	DirReceived
+	// DirRetry marks where a check found its reused connection closed by
+	// the server and went on over a new connection; Offset and Len are 0.
+	DirRetry
 )
 
 // Segment is one write, or one read as it arrived from the network (a read
@@ -57,7 +96,10 @@ type Segment struct {
 	Dir    Dir
 	Offset int
 	Len    int
-	At     time.Duration // since the connection was established
+	// At is the time since the check's first connection was ready (dialled,
+	// or taken from the idle ones): a retry on a new connection continues
+	// the same clock.
+	At time.Duration
 }
 
 // recorder wraps the connection a probe talks over and records what
@@ -72,9 +114,9 @@ type recorder struct {
 	segs       []Segment
 }
 
-// reset points r at c with empty evidence, keeping its buffers.
-func (r *recorder) reset(c net.Conn) {
-	*r = recorder{Conn: c, start: time.Now(), sent: r.sent[:0], recv: r.recv[:0], segs: r.segs[:0]}
+// reset empties r, keeping its buffers.
+func (r *recorder) reset() {
+	*r = recorder{sent: r.sent[:0], recv: r.recv[:0], segs: r.segs[:0]}
 }
 
 func (r *recorder) Read(p []byte) (int, error) {
@@ -96,6 +138,9 @@ func (r *recorder) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// markRetry records where the check moves to a new connection.
+func (r *recorder) markRetry() { r.note(DirRetry, 0, 0) }
 
 func (r *recorder) note(d Dir, off, n int) {
 	if len(r.segs) < maxSegments && off < EvidenceBytes {
@@ -156,19 +201,29 @@ var scratchPool = sync.Pool{New: func() any {
 	return sc
 }}
 
-func getScratch(c net.Conn) *scratch {
-	sc := scratchPool.Get().(*scratch)
-	sc.rec.reset(c)
+func getScratch() *scratch { return scratchPool.Get().(*scratch) }
+
+// attach points the recorder at c. The check's first connection starts
+// the evidence's clock; a second one (a retry) adds to the same evidence.
+func (sc *scratch) attach(c net.Conn) {
+	if sc.rec.Conn == nil {
+		sc.rec.start = time.Now()
+	}
+	sc.rec.Conn = c
 	sc.br.Reset(&sc.rec)
-	return sc
 }
 
-func putScratch(sc *scratch) {
-	sc.rec.reset(nil)
-	sc.br.Reset(&sc.rec)
+// resetResponse empties the response for another attempt.
+func (sc *scratch) resetResponse() {
 	clear(sc.resp.Header)
 	clear(sc.resp.Notes)
 	sc.resp = Response{Header: sc.resp.Header[:0], Notes: sc.resp.Notes[:0]}
+}
+
+func putScratch(sc *scratch) {
+	sc.rec.reset()
+	sc.br.Reset(&sc.rec)
+	sc.resetResponse()
 	scratchPool.Put(sc)
 }
 

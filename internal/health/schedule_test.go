@@ -30,8 +30,7 @@ func TestEvidenceSurvivesPooling(t *testing.T) {
 
 func checkOnce(t *testing.T, addr string, o Options) Result {
 	t.Helper()
-	var a aborter
-	r := probe(t.Context(), nil, &a, addr, o, nil)
+	r := Probe(t.Context(), nil, addr, o)
 	if !r.OK {
 		t.Fatalf("probe %s: %s", addr, r.Reason)
 	}

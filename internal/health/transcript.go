@@ -44,13 +44,22 @@ func WriteTranscript(w io.Writer, address string, o Options, r Result) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "probe %s %s at %s (timeout %s)\n", o.Type, describeCheck(o), address, o.Timeout)
 	fmt.Fprintf(&b, "started %s, took %s\n", r.At.Format(time.RFC3339Nano), r.Duration.Round(time.Microsecond))
-	for i, s := range r.Segments {
+	if c := r.Conn.String(); c != "" {
+		fmt.Fprintf(&b, "on a %s\n", c)
+	}
+	n := 0
+	for _, s := range r.Segments {
+		if s.Dir == DirRetry {
+			fmt.Fprintf(&b, "= the reused connection was closed by the server; retry on a new connection, +%s\n", ms(s.At))
+			continue
+		}
+		n++
 		data, arrow := r.Received, "<"
 		what := "received"
 		if s.Dir == DirSent {
 			data, arrow, what = r.Sent, ">", "sent"
 		}
-		fmt.Fprintf(&b, "%s segment %d: %s %d bytes at offset %d, +%s\n", arrow, i+1, what, s.Len, s.Offset, ms(s.At))
+		fmt.Fprintf(&b, "%s segment %d: %s %d bytes at offset %d, +%s\n", arrow, n, what, s.Len, s.Offset, ms(s.At))
 		end := min(s.Offset+s.Len, len(data))
 		if s.Offset < end {
 			writeQuoted(&b, arrow, data[s.Offset:end])
