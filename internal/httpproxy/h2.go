@@ -1,14 +1,11 @@
 package httpproxy
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 
 	"golang.org/x/net/http2"
@@ -18,9 +15,11 @@ import (
 // ALPN go through golang.org/x/net/http2 and then the same forwarding core
 // as HTTP/1.1; the rest go straight to the HTTP/1.1 handler.
 //
-// Each HTTP/2 stream is handed to the HTTP/1.1 core as one request over an
-// in-memory pipe, so routing, balancing, retries, forwarding headers and
-// error mapping are the same code for both protocols.
+// Each HTTP/2 stream is handed to the HTTP/1.1 core as one request on the
+// stream's own goroutine (a streamConn reads it as an HTTP/1.1 head and
+// parses the core's response back), so routing, balancing, retries,
+// forwarding headers and error mapping are the same code for both
+// protocols.
 type H2Switch struct {
 	h   *Handler
 	srv http2.Server
@@ -89,83 +88,27 @@ func (s *H2Switch) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// h2Bridge turns one HTTP/2 stream into an HTTP/1.1 exchange with the core.
+// h2Bridge turns one HTTP/2 stream into an HTTP/1.1 exchange with the core,
+// run on the stream's goroutine over a streamConn (h2stream.go).
 type h2Bridge struct {
 	h             *Handler
 	remote, local net.Addr
 }
 
-// pipeConn is the core's side of the pipe, carrying the real addresses.
-type pipeConn struct {
-	net.Conn
-	remote, local net.Addr
-}
-
-func (p pipeConn) RemoteAddr() net.Addr { return p.remote }
-func (p pipeConn) LocalAddr() net.Addr  { return p.local }
-
 func (b *h2Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Context().Err() != nil {
 		return // reset before it started (rapid reset): never forwarded
 	}
-	client, core := net.Pipe()
-	// A stream the client resets ends its exchange at once.
-	stop := context.AfterFunc(r.Context(), func() { client.Close() })
-	defer stop()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.h.ServeConn(pipeConn{Conn: core, remote: b.remote, local: b.local})
-	}()
-	defer func() {
-		client.Close()
-		<-done
-	}()
-
-	out := r.Clone(r.Context())
-	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
-	out.Close = true
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = []string{""} // Request.Write would add Go's own
-	}
-	writeErr := make(chan error, 1)
-	go func() {
-		writeErr <- out.Write(client)
-	}()
-	resp, err := http.ReadResponse(bufio.NewReader(client), out)
-	if err != nil {
-		<-writeErr
+	c := newStreamConn(w, r, b.remote, b.local)
+	defer c.release()
+	b.h.ServeConn(c)
+	if !c.started {
 		http.Error(w, "Bad Gateway", http.StatusBadGateway)
 		return
 	}
-	defer resp.Body.Close()
-	for k, vs := range resp.Header {
-		switch strings.ToLower(k) {
-		case "connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection":
-			continue
-		}
-		w.Header()[k] = vs
+	if !c.complete() {
+		// The core cut the response short (the server broke off): the
+		// client must not take it for whole.
+		panic(http.ErrAbortHandler)
 	}
-	w.WriteHeader(resp.StatusCode)
-	buf := make([]byte, 32<<10)
-	fl, _ := w.(http.Flusher)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				break
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-		}
-		if err != nil {
-			if err != io.EOF {
-				b.h.log.Debug("h2 response body", "err", err)
-			}
-			break
-		}
-	}
-	client.Close()
-	<-writeErr
 }
