@@ -252,7 +252,7 @@ type Pool struct {
 	// transparent (connect from the client's own address).
 	ClientIP string
 	// MaxIdle is how many idle upstream connections are kept per server
-	// (key max_idle, default 64, 0 keeps none).
+	// (key max_idle, default 512, 0 keeps none).
 	MaxIdle int
 	// Persistence keeps clients on their session's server (key
 	// persistence; see persist.go).

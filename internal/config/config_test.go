@@ -71,8 +71,8 @@ func TestContract(t *testing.T) {
 	if !reflect.DeepEqual(app.Servers, wantServers) {
 		t.Errorf("app servers: got %+v, want %+v", app.Servers, wantServers)
 	}
-	if app.Retries != 2 || app.MaxIdle != 64 || app.HashHeader != "" {
-		t.Errorf("app: got retries %d max_idle %d hash_header %q, want 2 64 \"\"", app.Retries, app.MaxIdle, app.HashHeader)
+	if app.Retries != 2 || app.MaxIdle != 512 || app.HashHeader != "" {
+		t.Errorf("app: got retries %d max_idle %d hash_header %q, want 2 512 \"\"", app.Retries, app.MaxIdle, app.HashHeader)
 	}
 	if want := (PoolTimeouts{Connect: 3 * time.Second, Response: time.Minute, Idle: 90 * time.Second}); app.Timeouts != want {
 		t.Errorf("app timeouts: got %+v, want %+v", app.Timeouts, want)

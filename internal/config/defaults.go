@@ -20,7 +20,7 @@ const (
 
 	defaultBalance  = "round_robin"
 	defaultRetries  = 2
-	defaultMaxIdle  = 64
+	defaultMaxIdle  = 512
 	defaultConnect  = 3 * time.Second
 	defaultResponse = 60 * time.Second
 	defaultIdle     = 90 * time.Second
