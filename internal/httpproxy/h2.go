@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"golang.org/x/net/http2"
@@ -96,6 +97,10 @@ type h2Bridge struct {
 }
 
 func (b *h2Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Let the connection's frame loop run first: a RST_STREAM that came
+	// right behind the HEADERS (a rapid-reset flood) is then seen before
+	// anything is forwarded, here or in the core's check before sending.
+	runtime.Gosched()
 	if r.Context().Err() != nil {
 		return // reset before it started (rapid reset): never forwarded
 	}

@@ -349,6 +349,9 @@ func (c *streamConn) complete() bool {
 	return c.remaining <= 0
 }
 
+// Canceled reports whether the client reset the stream.
+func (c *streamConn) Canceled() bool { return c.r.Context().Err() != nil }
+
 func (c *streamConn) Close() error         { return nil }
 func (c *streamConn) LocalAddr() net.Addr  { return c.local }
 func (c *streamConn) RemoteAddr() net.Addr { return c.remote }

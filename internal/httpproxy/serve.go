@@ -453,11 +453,20 @@ func (cc *clientConn) exchange(cfg *Config, t *Target, idx int) (o outcome, retr
 
 var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 
+// canceler is a client connection that knows when its client gave up
+// before the request was sent (an HTTP/2 stream's reset: streamConn).
+type canceler interface{ Canceled() bool }
+
 // send gets a connection to the server (a new one when fresh), writes the
 // request head and body, and reads the response head. stale reports a
 // failure typical of a pooled connection that the server closed while idle.
 func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc *upConn, resp *response, sent time.Time, stale bool, err error) {
 	req := &cc.req
+	if cn, ok := cc.conn.(canceler); ok && cn.Canceled() {
+		// An HTTP/2 stream reset while it waited (a rapid-reset flood):
+		// nothing goes to a server for it.
+		return nil, nil, sent, false, &clientError{context.Canceled}
+	}
 	switch {
 	case t.ClientIP.private():
 		if !fresh {
