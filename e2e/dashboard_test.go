@@ -48,6 +48,7 @@ type dashboardRun struct {
 	ServerPage            struct {
 		TimelineStates []string `json:"timelineStates"`
 		FailReason     string   `json:"failReason"`
+		Connections    []string `json:"connections"`
 	} `json:"serverPage"`
 	Console     []struct{ Type, Text string } `json:"console"`
 	Screenshots []string                      `json:"screenshots"`
@@ -135,6 +136,15 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	if !strings.Contains(run.ServerPage.FailReason, "refused") {
 		t.Errorf("server page failing check reason %q, want connection refused", run.ServerPage.FailReason)
+	}
+	// The passing checks before the stop each name their connection (new,
+	// or reused with its count).
+	named := false
+	for _, c := range run.ServerPage.Connections {
+		named = named || strings.Contains(c, "connection")
+	}
+	if !named {
+		t.Errorf("server page connection lines %q, want checks naming their connection", run.ServerPage.Connections)
 	}
 	for _, c := range run.Console {
 		if c.Type == "error" || c.Type == "pageerror" {

@@ -108,6 +108,7 @@ try {
   out.serverPage = {
     timelineStates: await page.$$eval("svg.timeline rect[data-state]", (rs) => rs.map((r) => r.dataset.state)),
     failReason: await page.textContent("#transcript details[data-ok='false'] .rule"),
+    connections: await page.$$eval("#transcript [data-field='connection']", (es) => es.map((e) => e.textContent)),
   };
   await shot(page, "server-page");
 } catch (e) {

@@ -94,7 +94,8 @@ function transcriptView(rec) {
   if (checks.length === 0) return [h("p", { class: "muted" }, "No check has completed yet.")];
   return checks.map((c, i) => h("details", { open: i === 0 || undefined, "data-ok": String(c.ok) },
     h("summary", {}, h("span", { class: `verdict ${c.ok ? "pass" : "fail"}` }, c.ok ? "PASS" : "FAIL"), " ",
-      new Date(c.at).toLocaleTimeString(), ` · ${num(c.duration_ms)} ms`, c.status ? ` · HTTP ${c.status}` : "", " · ",
+      new Date(c.at).toLocaleTimeString(), ` · ${num(c.duration_ms)} ms`, c.status ? ` · HTTP ${c.status}` : "",
+      c.connection ? [" · ", h("span", { class: "connection", "data-field": "connection" }, c.connection)] : null, " · ",
       h("span", { class: c.ok ? "muted" : "rule" }, c.reason)),
     segments(c),
     (c.notes ?? []).map((n) => h("p", { class: "muted" }, "note: ", n)),
@@ -104,7 +105,9 @@ function transcriptView(rec) {
 const utf8 = new TextEncoder(), text = new TextDecoder();
 
 // segments shows what was sent and what came back, one block per read or
-// write, so the boundaries where the server paused are visible.
+// write, so the boundaries where the server paused are visible. A retry
+// segment (a reused connection found closed by the server, the check sent
+// again on a new one) is a separator line, not a numbered segment.
 function segments(c) {
   const segs = c.segments ?? [];
   if (segs.length === 0) {
@@ -113,13 +116,26 @@ function segments(c) {
         : "No bytes crossed a connection.");
   }
   const data = { sent: utf8.encode(c.sent ?? ""), received: utf8.encode(c.received ?? "") };
-  return segs.map((s, i) => {
+  const retryNotes = (c.notes ?? []).filter((n) => n.endsWith(retrySuffix));
+  let n = 0, retries = 0;
+  return segs.map((s) => {
+    if (s.dir === "retry") return retryLine(retryNotes[retries++], s);
     const bytes = data[s.dir]?.slice(s.offset, s.offset + s.len) ?? new Uint8Array();
     const kept = bytes.length < s.len ? ` (${s.len - bytes.length} bytes not kept)` : "";
     return h("div", { class: `seg ${s.dir}` },
-      h("div", { class: "muted" }, `${s.dir === "sent" ? ">" : "<"} segment ${i + 1}: ${s.dir} ${s.len} bytes at offset ${s.offset}, +${num(s.at_ms)} ms${kept}`),
+      h("div", { class: "muted" }, `${s.dir === "sent" ? ">" : "<"} segment ${++n}: ${s.dir} ${s.len} bytes at offset ${s.offset}, +${num(s.at_ms)} ms${kept}`),
       h("pre", {}, visible(text.decode(bytes))));
   });
+}
+
+// The keepalive notes each retry as "<connection>: <what failed>; retried on
+// a new connection"; the retry segment itself carries only its time.
+const retrySuffix = "; retried on a new connection";
+
+function retryLine(note, s) {
+  const why = note ? note.slice(0, -retrySuffix.length)
+    : "the reused connection was closed by the server";
+  return h("div", { class: "seg retry" }, `— retried on a new connection: ${why}, +${num(s.at_ms)} ms —`);
 }
 
 function block(dir, s) {
