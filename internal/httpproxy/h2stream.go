@@ -40,6 +40,7 @@ type streamConn struct {
 	remaining int64  // identity with a length: bytes still due; -1 unknown
 	ch        chunkState
 	flusher   http.Flusher
+	rc        *http.ResponseController // deadlines on the stream
 }
 
 const (
@@ -61,6 +62,7 @@ var streamHeads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return
 func newStreamConn(w http.ResponseWriter, r *http.Request, remote, local net.Addr) *streamConn {
 	c := &streamConn{w: w, r: r, remote: remote, local: local, isHead: r.Method == http.MethodHead}
 	c.flusher, _ = w.(http.Flusher)
+	c.rc = http.NewResponseController(w)
 	bp := streamHeads.Get().(*[]byte)
 	h := (*bp)[:0]
 	uri := r.RequestURI
@@ -368,9 +370,9 @@ func (c *streamConn) SetReadDeadline(t time.Time) error {
 	if c.eof || c.body == nil {
 		return nil
 	}
-	return http.NewResponseController(c.w).SetReadDeadline(t)
+	return c.rc.SetReadDeadline(t)
 }
 
 func (c *streamConn) SetWriteDeadline(t time.Time) error {
-	return http.NewResponseController(c.w).SetWriteDeadline(t)
+	return c.rc.SetWriteDeadline(t)
 }
