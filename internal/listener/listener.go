@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fulcrumlb/fulcrum/internal/workers"
 )
 
 // ConnHandler serves one accepted connection and returns when it is done.
@@ -56,7 +58,7 @@ type Listener struct {
 	open    atomic.Int64
 	closed  atomic.Bool
 	done    chan struct{}
-	workers workers
+	workers *workers.Pool[net.Conn]
 }
 
 type handlerBox struct{ h ConnHandler }
@@ -73,6 +75,7 @@ func Listen(opts Options, h ConnHandler) (*Listener, error) {
 		return nil, err
 	}
 	l := &Listener{opts: opts, ln: ln, done: make(chan struct{})}
+	l.workers = workers.New(maxIdleWorkers, l.serve)
 	if opts.MaxConns > 0 {
 		l.sem = make(chan struct{}, opts.MaxConns)
 	}
@@ -111,7 +114,7 @@ func (l *Listener) SetTLS(c *tls.Config) { l.tls.Store(c) }
 func (l *Listener) Open() int64 { return l.open.Load() }
 
 // Serve accepts until Close. Each connection runs on a goroutine of its own
-// (reused for later connections, see workers.go); Wait waits for them.
+// (reused for later connections, see internal/workers); Wait waits for them.
 func (l *Listener) Serve() error {
 	var backoff time.Duration
 	for {
@@ -143,7 +146,7 @@ func (l *Listener) Serve() error {
 		backoff = 0
 		l.open.Add(1)
 		l.wg.Add(1)
-		l.workers.run(l, c)
+		l.workers.Run(c)
 	}
 }
 
@@ -197,7 +200,7 @@ func (l *Listener) Close() error {
 	}
 	close(l.done)
 	err := l.ln.Close()
-	l.workers.close()
+	l.workers.Close()
 	return err
 }
 
