@@ -365,11 +365,15 @@ func (c *h2conn) onData(f *http2.DataFrame) http2.ErrCode {
 		c.giveBack(pad)
 		s.consumed += pad
 	}
-	s.receive(data)
-	s.got += int64(len(data))
-	bad := s.declared >= 0 && (s.got > s.declared || f.StreamEnded() && s.got != s.declared)
-	if f.StreamEnded() {
-		s.recvEOF = true
+	got := s.got + int64(len(data))
+	bad := s.declared >= 0 && (got > s.declared || f.StreamEnded() && got != s.declared)
+	if bad {
+		// Never passed on: the core must not forward a body cut to fit.
+		c.giveBack(int64(len(data)))
+	} else {
+		s.receive(data)
+		s.got = got
+		s.recvEOF = f.StreamEnded()
 	}
 	c.mu.Unlock()
 	if bad {

@@ -330,7 +330,7 @@ func (s *streamConn) Read(p []byte) (int, error) {
 func (s *streamConn) readBody(p []byte) (int, error) {
 	c := s.c
 	c.mu.Lock()
-	for s.roff == len(s.rbuf) {
+	for s.reset || s.roff == len(s.rbuf) {
 		if s.reset {
 			c.mu.Unlock()
 			return 0, errStreamReset
