@@ -491,6 +491,26 @@ func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc
 		return nil, nil, sent, false, err
 	}
 	cc.out = cc.writeRequestHead(cfg, t, up, cc.out[:0])
+	if req.framing == bodyNone {
+		sent = time.Now()
+		wrote, err := uc.writeThenRead(cc.out, sent.Add(t.ResponseTimeout))
+		if err != errNoSocket {
+			if err != nil {
+				stale = uc.reused && (!wrote || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
+				uc.close()
+				if wrote && isTimeout(err) {
+					err = &responseTimeoutError{err: err}
+				}
+				return nil, nil, sent, stale, err
+			}
+			resp, err = cc.readResponseHead(uc, t, sent)
+			if err != nil {
+				uc.close()
+				return nil, nil, sent, false, err
+			}
+			return uc, resp, sent, false, nil
+		}
+	}
 	uc.conn.SetWriteDeadline(time.Now().Add(t.ResponseTimeout))
 	if _, err := uc.conn.Write(cc.out); err != nil {
 		uc.close()
@@ -546,7 +566,10 @@ func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc
 func (cc *clientConn) readResponseHead(uc *upConn, t *Target, sent time.Time) (*response, error) {
 	rd := &uc.rd
 	deadline := sent.Add(t.ResponseTimeout)
-	uc.conn.SetReadDeadline(deadline)
+	if !deadline.Equal(uc.rdl) {
+		uc.conn.SetReadDeadline(deadline)
+		uc.rdl = deadline
+	}
 	for {
 		scanned := 0
 		for {

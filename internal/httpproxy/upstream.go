@@ -2,6 +2,8 @@ package httpproxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -27,6 +29,96 @@ type upConn struct {
 	peek   func(fd uintptr) bool
 	peeked bool // the last probe found the connection readable or broken
 	peekB  [1]byte
+
+	// writeThenRead's state, likewise.
+	rdl    time.Time // the read deadline last set
+	xfn    func(fd uintptr) bool
+	xout   []byte
+	xwrote bool
+	xerr   error
+}
+
+// rawConn returns the connection's socket, nil for connections without one.
+func (c *upConn) rawConn() syscall.RawConn {
+	if c.raw == nil {
+		if sc, ok := c.conn.(syscall.Conn); ok {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	return c.raw
+}
+
+// errNoSocket: writeThenRead needs a socket; the caller writes and reads
+// the usual way.
+var errNoSocket = errors.New("no socket")
+
+// writeThenRead writes a request that has no body and reads the first bytes
+// of the response, with one deadline for both. The wait for the response is
+// armed before the write (the write runs inside RawConn.Read's callback), so
+// the read that would find nothing yet and only return EAGAIN is never made:
+// one system call less per request. wrote reports whether the request went
+// out whole.
+func (c *upConn) writeThenRead(out []byte, deadline time.Time) (wrote bool, err error) {
+	raw := c.rawConn()
+	if raw == nil || c.rd.r != c.rd.w {
+		return false, errNoSocket
+	}
+	if c.xfn == nil {
+		c.xfn = func(fd uintptr) bool {
+			if !c.xwrote {
+				n, err := ignoringEINTR(func() (int, error) { return syscall.Write(int(fd), c.xout) })
+				if err != nil && err != syscall.EAGAIN {
+					c.xerr = err
+					return true
+				}
+				if n = max(n, 0); n < len(c.xout) {
+					// The socket buffer is full: the rest waits for room.
+					if _, err := c.conn.Write(c.xout[n:]); err != nil {
+						c.xerr = err
+						return true
+					}
+				}
+				c.xwrote = true
+				return false // the response cannot be there yet: wait for it
+			}
+			rd := &c.rd
+			n, err := ignoringEINTR(func() (int, error) { return syscall.Read(int(fd), rd.buf) })
+			switch {
+			case err == syscall.EAGAIN:
+				return false
+			case err != nil:
+				c.xerr = err
+			case n == 0:
+				c.xerr = io.EOF
+			default:
+				rd.r, rd.w = 0, n
+			}
+			return true
+		}
+	}
+	if c.rd.buf == nil {
+		c.rd.get()
+	}
+	c.rd.r, c.rd.w = 0, 0
+	c.conn.SetDeadline(deadline)
+	c.rdl = deadline
+	c.xout, c.xwrote, c.xerr = out, false, nil
+	err = raw.Read(c.xfn)
+	c.xout = nil
+	if err == nil {
+		err = c.xerr
+	}
+	return c.xwrote, err
+}
+
+// ignoringEINTR retries a system call that a signal interrupted.
+func ignoringEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
 }
 
 // alive peeks at an idle connection without blocking: one that is readable
