@@ -2,14 +2,12 @@ package httpproxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -51,8 +49,8 @@ type h2conn struct {
 	flushing   bool
 	werr       error // the connection can no longer be written
 	wdl        time.Time
-	henc       *hpack.Encoder
-	hbuf       bytes.Buffer
+	hpack      hpackBlock             // the header block being built
+	hsized     bool                   // the dynamic table size was set to 0
 	streams    map[uint32]*streamConn // open or half-closed streams
 	running    int                    // stream goroutines not finished
 	lastID     uint32                 // highest stream a client opened
@@ -133,7 +131,6 @@ func newH2Conn(sw *H2Switch, c net.Conn) *h2conn {
 		maxHeader = 64 << 10
 	}
 	hc.fr.MaxHeaderListSize = uint32(maxHeader)
-	hc.henc = hpack.NewEncoder(&hc.hbuf)
 	return hc
 }
 
@@ -428,8 +425,6 @@ func (c *h2conn) onSettings(f *http2.SettingsFrame) http2.ErrCode {
 	var code http2.ErrCode
 	f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
-		case http2.SettingHeaderTableSize:
-			c.henc.SetMaxDynamicTableSize(min(s.Val, 4096))
 		case http2.SettingInitialWindowSize:
 			delta := int64(s.Val) - c.peerWindow
 			c.peerWindow = int64(s.Val)
@@ -512,9 +507,9 @@ func (c *h2conn) resetStream(id uint32, code http2.ErrCode) {
 // reply answers a stream fulcrum does not forward with a bare status.
 func (c *h2conn) reply(id uint32, status int) {
 	c.mu.Lock()
-	c.hbuf.Reset()
-	c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(status)})
-	c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: "0"})
+	c.hpack.begin(&c.hsized)
+	c.hpack.status(status)
+	c.hpack.field([]byte("content-length"), []byte("0"))
 	c.writeHeaderBlock(id, true)
 	c.mu.Unlock()
 	c.flush()
@@ -720,10 +715,10 @@ func (c *h2conn) writeGoAway(code http2.ErrCode) {
 	c.wbuf = binary.BigEndian.AppendUint32(c.wbuf, uint32(code))
 }
 
-// writeHeaderBlock sends the block in c.hbuf as HEADERS and, past the
+// writeHeaderBlock sends the block in c.hpack as HEADERS and, past the
 // client's frame size, CONTINUATION frames.
 func (c *h2conn) writeHeaderBlock(id uint32, end bool) {
-	block := c.hbuf.Bytes()
+	block := c.hpack.b
 	max := int(c.peerMaxFrame)
 	typ := byte(h2Headers)
 	for {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // streamConn is one HTTP/2 stream as the HTTP/1.1 core sees it: a net.Conn
@@ -420,31 +419,6 @@ func (s *streamConn) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// h2Names are the lower-case forms of common response field names, so
-// that passing them on allocates nothing.
-var h2Names = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{"Accept-Ranges", "Age", "Allow", "Cache-Control", "Content-Disposition",
-		"Content-Encoding", "Content-Language", "Content-Length", "Content-Location", "Content-Range",
-		"Content-Security-Policy", "Content-Type", "Date", "ETag", "Expires", "Last-Modified", "Link",
-		"Location", "Retry-After", "Server", "Set-Cookie", "Strict-Transport-Security", "Vary", "Via",
-		"WWW-Authenticate", "X-Content-Type-Options", "X-Frame-Options", "X-Backend", "X-Seen-XFF",
-		"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Expose-Headers",
-		"Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age"} {
-		l := strings.ToLower(n)
-		m[n], m[l], m[strings.ToUpper(n)] = l, l, l
-	}
-	m["Etag"] = "etag"
-	return m
-}()
-
-func h2Name(name []byte) string {
-	if l, ok := h2Names[string(name)]; ok {
-		return l
-	}
-	return strings.ToLower(string(name))
-}
-
 // startResponse parses a response head (status line and fields, each line
 // ending in CRLF) and sends it as HEADERS. A 1xx head (other than 101) goes
 // out as an interim response.
@@ -474,9 +448,8 @@ func (s *streamConn) startResponse(head []byte) error {
 	if status == 101 {
 		return nil // no upgrades over HTTP/2
 	}
-	c.hbuf.Reset()
-	var st [3]byte
-	c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: h2Status(status, st[:])})
+	c.hpack.begin(&c.hsized)
+	c.hpack.status(status)
 	for len(rest) > 0 {
 		var l []byte
 		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
@@ -498,7 +471,7 @@ func (s *streamConn) startResponse(head []byte) error {
 		case equalFold(name, "connection"), equalFold(name, "keep-alive"), equalFold(name, "upgrade"), equalFold(name, "proxy-connection"):
 			continue
 		}
-		c.henc.WriteField(hpack.HeaderField{Name: h2Name(name), Value: string(value)})
+		c.hpack.field(name, value)
 	}
 	if interim {
 		c.writeHeaderBlock(s.id, false)
@@ -512,26 +485,6 @@ func (s *streamConn) startResponse(head []byte) error {
 	s.endSent = end
 	s.started = true
 	return nil
-}
-
-// h2Status formats a three-digit status without allocating for the
-// common ones.
-func h2Status(status int, b []byte) string {
-	switch status {
-	case 200:
-		return "200"
-	case 204:
-		return "204"
-	case 301:
-		return "301"
-	case 302:
-		return "302"
-	case 304:
-		return "304"
-	case 404:
-		return "404"
-	}
-	return string(strconv.AppendInt(b[:0], int64(status), 10))
 }
 
 // writeBody passes body bytes on, decoding the core's chunks.
