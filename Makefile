@@ -14,12 +14,17 @@ BENCH_ARGS ?=
 # Where the tests find their services (scripts/services.sh makes them answer).
 export FULCRUM_TEST_REDIS_ADDR ?= 127.0.0.1:6379
 export FULCRUM_TEST_POSTGRES_DSN ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+# The h2spec binary e2e/h2spec_test.go runs: by default where `make h2spec` (scripts/h2spec.sh) installs it.
+ifndef FULCRUM_TEST_H2SPEC
+FULCRUM_TEST_H2SPEC := $(shell GO=$(GO) bash scripts/h2spec.sh --path)
+endif
+export FULCRUM_TEST_H2SPEC
 
-.PHONY: test services browser-deps vet fmt-check unit fuzz-short fuzz soak bench build
+.PHONY: test services browser-deps h2spec vet fmt-check unit fuzz-short fuzz soak bench build
 
-## test: services up, vet, gofmt, short fuzz, then the race-enabled tests.
+## test: services and test tools up (Redis, PostgreSQL, browser, h2spec), vet, gofmt, short fuzz, then the race-enabled tests.
 ## The unit tests run last so the output closes on go test's own summary.
-test: services browser-deps vet fmt-check fuzz-short unit
+test: services browser-deps h2spec vet fmt-check fuzz-short unit
 
 ## services: Redis and PostgreSQL on loopback (installs and starts them if absent).
 services:
@@ -28,6 +33,10 @@ services:
 ## browser-deps: node, Debian chromium and e2e/browser/node_modules for the browser test (installs what is missing).
 browser-deps:
 	bash scripts/browser.sh
+
+## h2spec: the pinned h2spec (HTTP/2 conformance) for e2e/h2spec_test.go (installs it with go install when absent).
+h2spec:
+	GO=$(GO) bash scripts/h2spec.sh >/dev/null
 
 vet:
 	$(GO) vet ./...

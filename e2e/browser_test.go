@@ -50,7 +50,7 @@ func TestBrowserCORSAndWebSocket(t *testing.T) {
 	f := startFulcrum(t, newPageServer(t), api.addr, wsAddr)
 	originA, originB, originC := "http://"+f.a, "http://"+f.b, "http://"+f.c
 
-	shots := artifactsDir(t)
+	shots := artifactsDir(t, "browser")
 	plan := map[string]any{"pages": []map[string]string{
 		{"name": "allowed", "url": originA + "/", "api": originB + "/api/", "ws": "ws://" + f.a + "/ws"},
 		{"name": "denied", "url": originC + "/", "api": originB + "/api/"},
@@ -98,15 +98,16 @@ func browserTools(t *testing.T) string {
 	return node
 }
 
-// artifactsDir is where the screenshots go: $FULCRUM_ARTIFACTS/browser when
-// set (kept after the test), else a temporary directory.
-func artifactsDir(t *testing.T) string {
+// artifactsDir is where a test's files (screenshots, reports) go:
+// $FULCRUM_ARTIFACTS/name when set (kept after the test), else a temporary
+// directory.
+func artifactsDir(t *testing.T, name string) string {
 	t.Helper()
 	root := os.Getenv("FULCRUM_ARTIFACTS")
 	if root == "" {
 		return t.TempDir()
 	}
-	dir, err := filepath.Abs(filepath.Join(root, "browser"))
+	dir, err := filepath.Abs(filepath.Join(root, name))
 	if err == nil {
 		err = os.MkdirAll(dir, 0o755)
 	}

@@ -86,7 +86,7 @@ func TestBrowserDashboard(t *testing.T) {
 	}))
 	t.Cleanup(control.Close)
 
-	shots := dashboardArtifacts(t)
+	shots := artifactsDir(t, "dashboard")
 	plan := map[string]any{"url": "http://" + adminAddr + "/", "token": dashboardToken, "badToken": "not-the-token",
 		"control": control.URL, "pool": "app", "servers": names, "stop": "b", "drain": "a"}
 	run := runDashboard(t, node, plan, shots)
@@ -213,24 +213,6 @@ func serverState(t *testing.T, admin, server string) string {
 		t.Fatalf("decoding %s: %v", b, err)
 	}
 	return sv.State
-}
-
-// dashboardArtifacts is where the screenshots go: $FULCRUM_ARTIFACTS/dashboard
-// when set (kept after the test), else a temporary directory.
-func dashboardArtifacts(t *testing.T) string {
-	t.Helper()
-	root := os.Getenv("FULCRUM_ARTIFACTS")
-	if root == "" {
-		return t.TempDir()
-	}
-	dir, err := filepath.Abs(filepath.Join(root, "dashboard"))
-	if err == nil {
-		err = os.MkdirAll(dir, 0o755)
-	}
-	if err != nil {
-		t.Fatalf("artifacts directory: %v", err)
-	}
-	return dir
 }
 
 // runDashboard runs browser/dashboard.mjs with plan.
