@@ -23,6 +23,18 @@ import (
 // goroutine: no pipe, no goroutine per direction, no copy buffer, no
 // http.Request.
 type streamConn struct {
+	// Kept when the streamConn is recycled for another stream: the frame
+	// loop may still signal a stream that just ended (harmless: waiters
+	// check their condition again), so wake is made once and never
+	// written after.
+	wake    chan struct{}
+	headBuf []byte // backs head
+
+	streamState
+}
+
+// streamState is what a stream starts afresh.
+type streamState struct {
 	c  *h2conn
 	id uint32
 
@@ -48,7 +60,6 @@ type streamConn struct {
 	sendWindow int64
 	blocked    bool // waiting for a window or write buffer space
 	endSent    bool // END_STREAM went out
-	wake       chan struct{}
 
 	// Write side (the core's goroutine only).
 	resp      []byte // response head bytes until complete
@@ -57,6 +68,32 @@ type streamConn struct {
 	bodyMode  int    // streamBodyIdentity, streamBodyChunked
 	remaining int64  // identity with a length: bytes still due; -1 unknown
 	ch        chunkState
+}
+
+// streamConns recycles streamConns with their buffers (a stream's state was
+// a third of what an HTTP/2 request allocated).
+var streamConns = sync.Pool{New: func() any { return &streamConn{wake: make(chan struct{}, 1)} }}
+
+// getStreamConn returns a fresh stream id of c.
+func getStreamConn(c *h2conn, id uint32, isHead bool) *streamConn {
+	s := streamConns.Get().(*streamConn)
+	select {
+	case <-s.wake: // a signal left from the last stream
+	default:
+	}
+	rbuf, resp, line := s.rbuf[:0], s.resp[:0], s.ch.line[:0]
+	if cap(rbuf) > 64<<10 {
+		rbuf = nil // an upload's buffer: not kept
+	}
+	s.streamState = streamState{c: c, id: id, declared: -1, recvWindow: h2StreamWindow, isHead: isHead,
+		rbuf: rbuf, resp: resp, ch: chunkState{line: line}}
+	return s
+}
+
+// release recycles s; the stream is over for the core and the frame loop.
+func (s *streamConn) release() {
+	s.c = nil
+	streamConns.Put(s)
 }
 
 const (
@@ -73,7 +110,6 @@ type chunkState struct {
 }
 
 var (
-	streamHeads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 	// errStreamReset is what the core sees once the client reset the stream
 	// or the connection is gone.
 	errStreamReset = errors.New("http2: stream reset by the client")
@@ -93,9 +129,8 @@ func newStreamConn(c *h2conn, id uint32, f *http2.MetaHeadersFrame) (*streamConn
 		!validToken(method) || !validTarget(path) || !validTarget(authority) {
 		return nil, -1
 	}
-	s := &streamConn{c: c, id: id, declared: -1, recvWindow: h2StreamWindow, isHead: method == "HEAD", wake: make(chan struct{}, 1)}
-	bp := streamHeads.Get().(*[]byte)
-	h := (*bp)[:0]
+	s := getStreamConn(c, id, method == "HEAD")
+	h := s.headBuf[:0]
 	h = append(h, method...)
 	h = append(h, ' ')
 	h = append(h, path...)
@@ -109,10 +144,10 @@ func newStreamConn(c *h2conn, id uint32, f *http2.MetaHeadersFrame) (*streamConn
 	for _, hf := range f.RegularFields() {
 		switch hf.Name {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-			return s.drop(bp, h), -1 // connection-specific: malformed in HTTP/2
+			return s.drop(), -1 // connection-specific: malformed in HTTP/2
 		case "te":
 			if hf.Value != "trailers" {
-				return s.drop(bp, h), -1
+				return s.drop(), -1
 			}
 			continue
 		case "host":
@@ -120,12 +155,12 @@ func newStreamConn(c *h2conn, id uint32, f *http2.MetaHeadersFrame) (*streamConn
 				continue // :authority wins
 			}
 			if !validTarget(hf.Value) {
-				return s.drop(bp, h), -1
+				return s.drop(), -1
 			}
 		case "content-length":
 			n, err := strconv.ParseInt(hf.Value, 10, 64)
 			if err != nil || n < 0 || s.declared >= 0 && s.declared != n {
-				return s.drop(bp, h), -1
+				return s.drop(), -1
 			}
 			s.declared = n
 			continue
@@ -160,7 +195,7 @@ func newStreamConn(c *h2conn, id uint32, f *http2.MetaHeadersFrame) (*streamConn
 	case f.StreamEnded():
 		s.recvEOF, s.noBody, s.eof = true, true, true
 		if s.declared > 0 {
-			return s.drop(bp, h), -1
+			return s.drop(), -1
 		}
 		if s.declared == 0 {
 			h = append(h, "Content-Length: 0\r\n"...)
@@ -175,19 +210,16 @@ func newStreamConn(c *h2conn, id uint32, f *http2.MetaHeadersFrame) (*streamConn
 		s.chunked = true
 	}
 	h = append(h, "Connection: close\r\n\r\n"...)
-	s.head = h
-	*bp = h
-	s.resp = (*streamHeads.Get().(*[]byte))[:0]
+	s.head, s.headBuf = h, h
 	c.mu.Lock()
 	s.sendWindow = c.peerWindow
 	c.mu.Unlock()
 	return s, 0
 }
 
-// drop returns a head buffer of a request that is not forwarded.
-func (s *streamConn) drop(bp *[]byte, h []byte) *streamConn {
-	*bp = h[:0]
-	streamHeads.Put(bp)
+// drop recycles the stream of a request that is not forwarded.
+func (s *streamConn) drop() *streamConn {
+	s.release()
 	return nil
 }
 
@@ -210,17 +242,6 @@ func validTarget(v string) bool {
 		}
 	}
 	return true
-}
-
-// release returns the head buffers.
-func (s *streamConn) release() {
-	if s.head != nil || s.resp != nil {
-		h := s.head[:0]
-		streamHeads.Put(&h)
-		rb := s.resp[:0]
-		streamHeads.Put(&rb)
-	}
-	s.head, s.resp = nil, nil
 }
 
 // serve runs the core for the stream and ends the stream on the wire.
