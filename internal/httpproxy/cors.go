@@ -140,7 +140,7 @@ func (cc *clientConn) finishLocal(b []byte, status int, body string) outcome {
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	cc.out = b
-	cc.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cc.setWriteDeadline(time.Now().Add(5 * time.Second))
 	n, err := cc.conn.Write(b)
 	return outcome{status: status, bytes: int64(n), err: err, replied: true, keep: !closeAfter && err == nil}
 }

@@ -37,6 +37,25 @@ type clientConn struct {
 	keyBuf []byte        // persistence key storage
 	extra  []byte        // response fields fulcrum adds (Set-Cookie)
 	xff    [][]byte
+	wdl    time.Time // the write deadline last set on conn through cc
+}
+
+// setWriteDeadline sets the client's write deadline to t.
+func (cc *clientConn) setWriteDeadline(t time.Time) {
+	cc.wdl = t
+	cc.conn.SetWriteDeadline(t)
+}
+
+// extendWriteDeadline gives the client at least d/2 and at most d from now
+// to take what is written next, moving the deadline only once it has come
+// closer than d/2: keep-alive responses then cost no timer update each.
+// Deadlines set elsewhere on the connection are later than the one
+// recorded (body copies set now+d), so the record never overstates it.
+func (cc *clientConn) extendWriteDeadline(d time.Duration) {
+	now := time.Now()
+	if cc.wdl.Sub(now) < d/2 {
+		cc.setWriteDeadline(now.Add(d))
+	}
 }
 
 // clientConns recycles connection state, so that a new connection reuses
@@ -167,7 +186,10 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 		}
 	}
 	start = time.Now()
-	cc.conn.SetReadDeadline(start.Add(cfg.ClientHeader))
+	// The header deadline is set only when the head is not all here yet
+	// (it nearly always is): one timer update less per request. Whatever
+	// reads the client next sets its own deadline.
+	waiting := false
 	scanned := 0
 	for {
 		// RFC 9112 2.2: empty lines before a request line are ignored
@@ -194,6 +216,10 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 		scanned = len(rd.buffered())
 		if scanned >= cfg.MaxHeaderBytes {
 			return start, ErrHeaderTooLarge
+		}
+		if !waiting {
+			cc.conn.SetReadDeadline(start.Add(cfg.ClientHeader))
+			waiting = true
 		}
 		if err := rd.fill(); err != nil {
 			if err == errFull {
@@ -519,7 +545,7 @@ func (cc *clientConn) send(cfg *Config, t *Target, up *Upstream, fresh bool) (uc
 	sent = time.Now()
 	if req.framing != bodyNone {
 		if req.expect100 && req.minor == 1 {
-			cc.conn.SetWriteDeadline(time.Now().Add(cfg.ClientBody))
+			cc.setWriteDeadline(time.Now().Add(cfg.ClientBody))
 			if _, err := cc.conn.Write(continue100); err != nil {
 				uc.close()
 				return nil, nil, sent, false, &clientError{err}
@@ -579,7 +605,7 @@ func (cc *clientConn) readResponseHead(uc *upConn, t *Target, sent time.Time) (*
 				}
 				if s := cc.resp.status; s >= 100 && s < 200 && s != 101 {
 					if cc.req.minor == 1 && s != 100 {
-						cc.conn.SetWriteDeadline(deadline)
+						cc.setWriteDeadline(deadline)
 						cc.conn.Write(rd.buffered()[:end])
 					}
 					rd.discard(end)
@@ -623,7 +649,7 @@ func (cc *clientConn) writeError(status int, msg string, closeAfter bool) {
 	b = append(b, body...)
 	b = append(b, '\n')
 	cc.out = b
-	cc.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	cc.setWriteDeadline(time.Now().Add(5 * time.Second))
 	cc.conn.Write(b)
 	if closeAfter {
 		if tc, ok := cc.conn.(interface{ CloseWrite() error }); ok {

@@ -33,7 +33,7 @@ func (cc *clientConn) tunnel(cfg *Config, uc *upConn, o outcome) outcome {
 	uc.rd.discard(len(uc.rd.buffered()))
 	cc.out = b
 	o.replied, o.keep = true, false
-	cc.conn.SetWriteDeadline(time.Now().Add(cfg.TunnelIdle))
+	cc.setWriteDeadline(time.Now().Add(cfg.TunnelIdle))
 	if _, err := cc.conn.Write(b); err != nil {
 		uc.close()
 		o.err = err

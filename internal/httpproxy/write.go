@@ -3,7 +3,6 @@ package httpproxy
 import (
 	"bytes"
 	"strconv"
-	"time"
 )
 
 // hopByHop reports whether a field applies to one connection only and is
@@ -270,13 +269,13 @@ func (cc *clientConn) writeResponse(cfg *Config, uc *upConn, resp *response, clo
 			b = append(b, rd.buffered()[:resp.length]...)
 			rd.discard(int(resp.length))
 			cc.out = b
-			cc.conn.SetWriteDeadline(time.Now().Add(idle))
+			cc.extendWriteDeadline(idle)
 			m, err := cc.conn.Write(b)
 			return int64(m), err, nil
 		}
 	}
 	cc.out = b
-	cc.conn.SetWriteDeadline(time.Now().Add(idle))
+	cc.extendWriteDeadline(idle)
 	m, err := cc.conn.Write(b)
 	n = int64(m)
 	if err != nil {
