@@ -38,6 +38,13 @@ type clientConn struct {
 	extra  []byte        // response fields fulcrum adds (Set-Cookie)
 	xff    [][]byte
 	wdl    time.Time // the write deadline last set on conn through cc
+	rdl    time.Time // the read deadline likewise; zero when unknown
+}
+
+// setReadDeadline sets the client's read deadline to t and records it.
+func (cc *clientConn) setReadDeadline(t time.Time) {
+	cc.rdl = t
+	cc.conn.SetReadDeadline(t)
 }
 
 // setWriteDeadline sets the client's write deadline to t.
@@ -151,6 +158,9 @@ func (cc *clientConn) serve() (parked bool) {
 		cc.id.peerTrusted = inPrefixes(cc.id.peer.Addr(), cfg.TrustedProxies)
 		cc.id.settle(&cc.req, cfg.TrustedProxies)
 		o, rule, t := cc.handle(cfg, start)
+		if cc.req.framing != bodyNone {
+			cc.rdl = time.Time{} // body reads set deadlines of their own
+		}
 		if r := cc.live.tun.Load(); r != nil {
 			// Upgraded to a relay that parks: it is logged when it ends,
 			// and runs on goroutines of its own (not this deep stack).
@@ -218,7 +228,7 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 			return start, ErrHeaderTooLarge
 		}
 		if !waiting {
-			cc.conn.SetReadDeadline(start.Add(cfg.ClientHeader))
+			cc.setReadDeadline(start.Add(cfg.ClientHeader))
 			waiting = true
 		}
 		if err := rd.fill(); err != nil {
@@ -244,21 +254,26 @@ func (cc *clientConn) waitIdle(cfg *Config) error {
 	idleUntil := now.Add(cfg.ClientIdle)
 	canPark := !l.noPark && len(cc.private) == 0 && cfg.ClientIdle > parkAfter
 	if canPark {
-		cc.conn.SetReadDeadline(now.Add(parkAfter))
+		// Park after parkAfter/2 to parkAfter of quiet: the deadline set
+		// for the last wait usually still serves, saving a timer update
+		// per request.
+		if d := cc.rdl.Sub(now); d < parkAfter/2 || d > parkAfter {
+			cc.setReadDeadline(now.Add(parkAfter))
+		}
 	} else {
-		cc.conn.SetReadDeadline(idleUntil)
+		cc.setReadDeadline(idleUntil)
 	}
 	err := cc.rd.fillIdle()
 	if err == nil || !canPark || !isTimeout(err) || cc.h.draining.Load() {
 		return err
 	}
 	// Idle for parkAfter: park, unless the connection cannot be.
-	cc.conn.SetReadDeadline(time.Time{})
+	cc.setReadDeadline(time.Time{})
 	cc.rd.put()
 	if l.park(idleUntil) {
 		return errParked
 	}
-	cc.conn.SetReadDeadline(idleUntil)
+	cc.setReadDeadline(idleUntil)
 	return cc.rd.fillIdle()
 }
 
