@@ -72,26 +72,8 @@ var errFull = io.ErrShortBuffer
 // fill reads at least one more byte, compacting or growing the buffer. It
 // returns errFull when the buffer already holds max unread bytes.
 func (b *reader) fill() error {
-	if b.buf == nil {
-		b.get()
-	}
-	if b.w == len(b.buf) {
-		if b.r > 0 {
-			b.w = copy(b.buf, b.buf[b.r:b.w])
-			b.r = 0
-		} else {
-			if len(b.buf) >= b.max {
-				return errFull
-			}
-			n := 2 * len(b.buf)
-			if n > b.max {
-				n = b.max
-			}
-			nb := make([]byte, n)
-			copy(nb, b.buf[:b.w])
-			b.put()
-			b.buf = nb
-		}
+	if err := b.room(); err != nil {
+		return err
 	}
 	n, err := b.conn.Read(b.buf[b.w:])
 	b.w += n
@@ -102,6 +84,60 @@ func (b *reader) fill() error {
 		err = io.ErrNoProgress
 	}
 	return err
+}
+
+// room makes room after b.w for at least one byte, compacting or growing
+// the buffer; errFull when it already holds max unread bytes.
+func (b *reader) room() error {
+	if b.buf == nil {
+		b.get()
+	}
+	if b.w < len(b.buf) {
+		return nil
+	}
+	if b.r > 0 {
+		b.w = copy(b.buf, b.buf[b.r:b.w])
+		b.r = 0
+		return nil
+	}
+	if len(b.buf) >= b.max {
+		return errFull
+	}
+	n := min(2*len(b.buf), b.max)
+	nb := make([]byte, n)
+	copy(nb, b.buf[:b.w])
+	b.put()
+	b.buf = nb
+	return nil
+}
+
+// readFD is fill for serveInline, inside RawConn.Read: one read(2) on the
+// socket fd. short reports that the read left room in the buffer, so the
+// socket had nothing more at that moment.
+func (b *reader) readFD(fd uintptr) (short bool, err error) {
+	if err := b.room(); err != nil {
+		return false, err
+	}
+	space := len(b.buf) - b.w
+	n, err := syscall.Read(int(fd), b.buf[b.w:])
+	switch {
+	case err != nil:
+		return false, err
+	case n == 0:
+		return false, io.EOF
+	}
+	b.w += n
+	return n < space, nil
+}
+
+// rawConn returns the connection's socket, or nil (TLS, pipes).
+func (b *reader) rawConn() syscall.RawConn {
+	if b.raw == nil {
+		if sc, ok := b.conn.(syscall.Conn); ok {
+			b.raw, _ = sc.SyscallConn()
+		}
+	}
+	return b.raw
 }
 
 // fillIdle is fill for a connection waiting for its next request, with

@@ -222,13 +222,12 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			h.mu.Lock()
+			conns := make([]*live, 0, len(h.conns))
 			for l := range h.conns {
-				l.conn.Close()
-				if r := l.tun.Load(); r != nil {
-					r.uc.conn.Close()
-				}
+				conns = append(conns, l)
 			}
 			h.mu.Unlock()
+			closeAll(conns, true)
 			h.closeParked(true) // parked ones have no goroutine to notice
 			<-done
 			return ctx.Err()
@@ -242,14 +241,32 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 // parker and finished here. Tunnels are not idle in this sense: they run
 // until the shutdown deadline.
 func (h *Handler) closeIdle() {
+	var idle []*live
 	h.mu.Lock()
 	for l := range h.conns {
 		if l.state.Load() == liveWaiting {
-			l.conn.Close()
+			idle = append(idle, l)
 		}
 	}
 	h.mu.Unlock()
+	closeAll(idle, false)
 	h.closeParked(false)
+}
+
+// closeAll closes the connections (and, with tunnels, their tunnels'
+// server sides), outside the handler's lock and each on a goroutine of its
+// own: net.Conn.Close waits until no call holds the descriptor, and a
+// connection that woke just now may be serving a request from inside its
+// poller callback (serveInline) until the exchange ends.
+func closeAll(conns []*live, tunnels bool) {
+	for _, l := range conns {
+		go func() {
+			l.conn.Close()
+			if r := l.tun.Load(); tunnels && r != nil {
+				r.uc.conn.Close()
+			}
+		}()
+	}
 }
 
 // closeParked finishes the parked connections (and, with tunnels, the

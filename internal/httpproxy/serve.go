@@ -39,6 +39,7 @@ type clientConn struct {
 	xff    [][]byte
 	wdl    time.Time // the write deadline last set on conn through cc
 	rdl    time.Time // the read deadline likewise; zero when unknown
+	inl    inlineState
 }
 
 // setReadDeadline sets the client's read deadline to t and records it.
@@ -90,6 +91,7 @@ func (cc *clientConn) release() {
 		out:     cc.out[:0],
 		id:      identity{peerText: cc.id.peerText[:0], clientText: cc.id.clientText[:0]},
 		private: cc.private[:0],
+		inl:     inlineState{fn: cc.inl.fn},
 		xff:     cc.xff[:0],
 		keyBuf:  cc.keyBuf[:0],
 		extra:   cc.extra[:0],
@@ -131,10 +133,21 @@ type outcome struct {
 func (cc *clientConn) serve() (parked bool) {
 	cfg := cc.h.cfg.Load()
 	cc.rd.init(cc.conn, cfg.MaxHeaderBytes)
+	inline := cc.rd.rawConn() != nil
 	for {
 		cfg = cc.h.cfg.Load()
 		cc.rd.max = max(cfg.MaxHeaderBytes, smallBuf)
-		start, err := cc.readHead(cfg)
+		var start time.Time
+		var err error
+		if inline {
+			var done, handedOff bool
+			start, err, done, handedOff = cc.serveInline()
+			if done {
+				return handedOff
+			}
+		} else {
+			start, err = cc.readHead(cfg)
+		}
 		if err == errParked {
 			return true
 		}
@@ -155,32 +168,39 @@ func (cc *clientConn) serve() (parked bool) {
 			cc.logRequest(cfg, start, -1, nil, outcome{status: statusFor(err), err: err})
 			return
 		}
-		cc.id.peerTrusted = inPrefixes(cc.id.peer.Addr(), cfg.TrustedProxies)
-		cc.id.settle(&cc.req, cfg.TrustedProxies)
-		o, rule, t := cc.handle(cfg, start)
-		if cc.req.framing != bodyNone {
-			cc.rdl = time.Time{} // body reads set deadlines of their own
-		}
-		if r := cc.live.tun.Load(); r != nil {
-			// Upgraded to a relay that parks: it is logged when it ends,
-			// and runs on goroutines of its own (not this deep stack).
-			if cc.h.access != nil {
-				r.rec, r.start = cc.accessRecord(cfg, start, rule, t, o), start
-			}
-			return true
-		}
-		cc.logRequest(cfg, start, rule, t, o)
-		if o.err != nil && isTimeout(o.err) {
-			// A client that stopped reading: reset rather than close, so
-			// the kernel drops what it still holds for it at once.
-			if tc, ok := cc.conn.(*net.TCPConn); ok {
-				tc.SetLinger(0)
-			}
-		}
-		if !o.keep || cc.h.draining.Load() {
-			return false
+		keep, handedOff := cc.serveParsed(cfg, start)
+		if !keep {
+			return handedOff
 		}
 	}
+}
+
+// serveParsed serves the request whose head was just parsed. keep reports
+// whether the connection may serve another; handedOff, that it went to a
+// relay that parks (logged when it ends, run on goroutines of its own, not
+// this deep stack).
+func (cc *clientConn) serveParsed(cfg *Config, start time.Time) (keep, handedOff bool) {
+	cc.id.peerTrusted = inPrefixes(cc.id.peer.Addr(), cfg.TrustedProxies)
+	cc.id.settle(&cc.req, cfg.TrustedProxies)
+	o, rule, t := cc.handle(cfg, start)
+	if cc.req.framing != bodyNone {
+		cc.rdl = time.Time{} // body reads set deadlines of their own
+	}
+	if r := cc.live.tun.Load(); r != nil {
+		if cc.h.access != nil {
+			r.rec, r.start = cc.accessRecord(cfg, start, rule, t, o), start
+		}
+		return false, true
+	}
+	cc.logRequest(cfg, start, rule, t, o)
+	if o.err != nil && isTimeout(o.err) {
+		// A client that stopped reading: reset rather than close, so
+		// the kernel drops what it still holds for it at once.
+		if tc, ok := cc.conn.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+	}
+	return o.keep && !cc.h.draining.Load(), false
 }
 
 // errParked is readHead's way of saying the connection went to the parker.
@@ -202,30 +222,8 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 	waiting := false
 	scanned := 0
 	for {
-		// RFC 9112 2.2: empty lines before a request line are ignored
-		// (a few: more would be a way to hold the connection).
-		for skipped := 0; skipped < 4; skipped++ {
-			b := rd.buffered()
-			if len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
-				rd.discard(2)
-				scanned = 0
-				continue
-			}
-			break
-		}
-		if end := findHeadEnd(rd.buffered(), scanned); end >= 0 {
-			if end > cfg.MaxHeaderBytes {
-				return start, ErrHeaderTooLarge
-			}
-			if err := parseRequest(rd.buffered()[:end], &cc.req); err != nil {
-				return start, err
-			}
-			rd.discard(end)
-			return start, nil
-		}
-		scanned = len(rd.buffered())
-		if scanned >= cfg.MaxHeaderBytes {
-			return start, ErrHeaderTooLarge
+		if ok, err := cc.parseHead(cfg, &scanned); ok || err != nil {
+			return start, err
 		}
 		if !waiting {
 			cc.setReadDeadline(start.Add(cfg.ClientHeader))
@@ -238,6 +236,39 @@ func (cc *clientConn) readHead(cfg *Config) (start time.Time, err error) {
 			return start, err
 		}
 	}
+}
+
+// parseHead parses a request head from what is buffered; false (and no
+// error) means the head is not all here yet. *scanned carries how far the
+// search for its end got, between calls.
+func (cc *clientConn) parseHead(cfg *Config, scanned *int) (bool, error) {
+	rd := &cc.rd
+	// RFC 9112 2.2: empty lines before a request line are ignored (a few:
+	// more would be a way to hold the connection).
+	for skipped := 0; skipped < 4; skipped++ {
+		b := rd.buffered()
+		if len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
+			rd.discard(2)
+			*scanned = 0
+			continue
+		}
+		break
+	}
+	if end := findHeadEnd(rd.buffered(), *scanned); end >= 0 {
+		if end > cfg.MaxHeaderBytes {
+			return false, ErrHeaderTooLarge
+		}
+		if err := parseRequest(rd.buffered()[:end], &cc.req); err != nil {
+			return false, err
+		}
+		rd.discard(end)
+		return true, nil
+	}
+	*scanned = len(rd.buffered())
+	if *scanned >= cfg.MaxHeaderBytes {
+		return false, ErrHeaderTooLarge
+	}
+	return false, nil
 }
 
 // waitIdle waits for the first bytes of the next request, up to the
