@@ -42,7 +42,6 @@ type streamState struct {
 	head    []byte // the request head still to read
 	chunked bool   // re-chunk the body (its length is unknown)
 	eof     bool   // the body is all read
-	noBody  bool   // the request has no body
 	chunkIn [32]byte
 	pending []byte // chunk framing still to read
 	rdl     time.Time
@@ -193,7 +192,7 @@ func newStreamConn(c *h2conn, id uint32, f *http2.MetaHeadersFrame) (*streamConn
 	}
 	switch {
 	case f.StreamEnded():
-		s.recvEOF, s.noBody, s.eof = true, true, true
+		s.recvEOF, s.eof = true, true
 		if s.declared > 0 {
 			return s.drop(), -1
 		}

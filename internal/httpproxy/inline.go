@@ -175,19 +175,10 @@ func (cc *clientConn) inlineWait(cfg *Config) bool {
 	if rd.bp != nil {
 		rd.put() // wait without a buffer
 	}
-	if s.idleUntil.IsZero() {
-		// A new idle wait, as waitIdle's: park after parkAfter/2 to
-		// parkAfter of quiet, end at the keep-alive timeout.
-		now := time.Now()
-		s.idleUntil = now.Add(cfg.ClientIdle)
-		if cc.canPark(cfg) {
-			if d := cc.rdl.Sub(now); d < parkAfter/2 || d > parkAfter {
-				cc.setReadDeadline(now.Add(parkAfter))
-			}
-		} else {
-			s.noPark = true
-			cc.setReadDeadline(s.idleUntil)
-		}
+	if s.idleUntil.IsZero() { // a new idle wait
+		var canPark bool
+		s.idleUntil, canPark = cc.armIdle(cfg)
+		s.noPark = !canPark
 	}
 	cc.live.state.Store(liveWaiting)
 	s.waiting = true

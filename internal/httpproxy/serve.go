@@ -281,19 +281,7 @@ func (cc *clientConn) waitIdle(cfg *Config) error {
 	if cc.h.draining.Load() {
 		return io.EOF
 	}
-	now := time.Now()
-	idleUntil := now.Add(cfg.ClientIdle)
-	canPark := !l.noPark && len(cc.private) == 0 && cfg.ClientIdle > parkAfter
-	if canPark {
-		// Park after parkAfter/2 to parkAfter of quiet: the deadline set
-		// for the last wait usually still serves, saving a timer update
-		// per request.
-		if d := cc.rdl.Sub(now); d < parkAfter/2 || d > parkAfter {
-			cc.setReadDeadline(now.Add(parkAfter))
-		}
-	} else {
-		cc.setReadDeadline(idleUntil)
-	}
+	idleUntil, canPark := cc.armIdle(cfg)
 	err := cc.rd.fillIdle()
 	if err == nil || !canPark || !isTimeout(err) || cc.h.draining.Load() {
 		return err
@@ -306,6 +294,24 @@ func (cc *clientConn) waitIdle(cfg *Config) error {
 	}
 	cc.setReadDeadline(idleUntil)
 	return cc.rd.fillIdle()
+}
+
+// armIdle sets the read deadline for a wait for the next request: the park
+// deadline when the wait may end in parking, else the keep-alive timeout
+// (idleUntil). A connection parks after parkAfter/2 to parkAfter of quiet:
+// the deadline set for the last wait usually still serves, saving a timer
+// update per request.
+func (cc *clientConn) armIdle(cfg *Config) (idleUntil time.Time, canPark bool) {
+	now := time.Now()
+	idleUntil = now.Add(cfg.ClientIdle)
+	if !cc.canPark(cfg) {
+		cc.setReadDeadline(idleUntil)
+		return idleUntil, false
+	}
+	if d := cc.rdl.Sub(now); d < parkAfter/2 || d > parkAfter {
+		cc.setReadDeadline(now.Add(parkAfter))
+	}
+	return idleUntil, true
 }
 
 // handle routes and forwards one request whose head is parsed.
