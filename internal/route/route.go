@@ -142,7 +142,8 @@ func hostOf(h []byte) []byte {
 	for i, c := range h {
 		if c == ':' {
 			if colon >= 0 {
-				return h // bare IPv6
+				colon = -1 // bare IPv6: no port to cut
+				break
 			}
 			colon = i
 		}
